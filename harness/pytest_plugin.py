@@ -1,0 +1,1 @@
+"""pytest plugin of ha-harness (entry point ``pytest11``)."""

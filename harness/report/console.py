@@ -1,0 +1,52 @@
+"""Rich output for people: progress lines and status tables."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.systems.base import NodeStatus
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+_T0 = time.monotonic()
+
+
+def say(message: str) -> None:
+    """One progress line, stamped with seconds since the command started."""
+    console.print(f"[dim]{time.monotonic() - _T0:6.1f}s[/dim] {message}")
+
+
+def error(message: str) -> None:
+    """One error line (or several, one per problem) on stderr, no traceback."""
+    for line in message.splitlines() or [""]:
+        err_console.print(line, style="red", markup=False, soft_wrap=True)
+    sys.stderr.flush()
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def status_table(run_id: str, system: str, statuses: Sequence[NodeStatus]) -> Table:
+    healthy = sum(s.healthy for s in statuses)
+    table = Table(
+        title=f"run {run_id} ({system}) — {healthy}/{len(statuses)} nodes healthy", title_justify="left"
+    )
+    for column in ("node", "role", "IP", "state", "uptime"):
+        table.add_column(column)
+    for s in statuses:
+        colour = "green" if s.healthy else "red"
+        state = s.state + (f" ({s.detail})" if s.detail else "")
+        table.add_row(s.node, s.role, s.ip, f"[{colour}]{state}[/{colour}]", _uptime(s.uptime_s))
+    return table

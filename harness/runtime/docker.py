@@ -1,0 +1,228 @@
+"""The only module that talks to the Docker engine."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.types import IPAMConfig, IPAMPool
+
+from harness.errors import InfraError
+from harness.runtime import labels as L
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # host path
+    target: str  # path in the container
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str  # container name (unique on the engine)
+    image: str
+    command: Sequence[str]
+    hostname: str
+    network: str
+    ip: str
+    labels: Mapping[str, str]
+    mounts: Sequence[Mount] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+    extra_hosts: Mapping[str, str] = field(default_factory=dict)
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    cap_add: Sequence[str] = ()
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: str
+
+
+def _labels(run_id: str | None) -> list[str]:
+    """Label filter: this namespace's resources, of one run or of all runs."""
+    return [f"{L.NAMESPACE}={L.namespace()}", f"{L.RUN_ID}={run_id}" if run_id else L.RUN_ID]
+
+
+class DockerRuntime:
+    """Docker on this host: networks, containers, exec and the process faults on them."""
+
+    def __init__(self, client: docker.DockerClient | None = None) -> None:
+        try:
+            self.client = client or docker.from_env(timeout=120)
+            self.client.ping()
+        except Exception as exc:
+            raise InfraError(
+                f"no Docker engine answers ({type(exc).__name__}: {str(exc)[:160]}); "
+                "run ./setup.sh (or `harness doctor --fix`) to install and start one"
+            ) from None
+        self.api = self.client.api
+
+    # -- images -----------------------------------------------------------------------------------
+    def image_exists(self, ref: str) -> bool:
+        try:
+            self.client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
+    # -- networks ---------------------------------------------------------------------------------
+    def create_network(self, name: str, subnet: str, gateway: str, labels: Mapping[str, str]) -> str:
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet, gateway=gateway)])
+        try:
+            net = self.client.networks.create(
+                name, driver="bridge", internal=True, ipam=ipam, labels=dict(labels), check_duplicate=True
+            )
+        except docker.errors.APIError as exc:
+            raise InfraError(f"cannot create network {name} ({subnet}): {exc.explanation or exc}") from None
+        return str(net.id)
+
+    def used_subnets(self) -> set[str]:
+        subnets = set()
+        for net in self.client.networks.list():
+            for pool in (net.attrs.get("IPAM") or {}).get("Config") or []:
+                if pool.get("Subnet"):
+                    subnets.add(pool["Subnet"])
+        return subnets
+
+    # -- containers -------------------------------------------------------------------------------
+    def run(self, spec: ContainerSpec) -> str:
+        """Create and start a container; returns its id. The engine assigns no host ports."""
+        host_config = self.api.create_host_config(
+            binds={m.source: {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in spec.mounts},
+            extra_hosts=dict(spec.extra_hosts),
+            tmpfs=dict(spec.tmpfs),
+            cap_add=list(spec.cap_add) or None,
+            init=True,
+        )
+        networking = self.api.create_networking_config(
+            {spec.network: self.api.create_endpoint_config(ipv4_address=spec.ip, aliases=[spec.hostname])}
+        )
+        try:
+            created = self.api.create_container(
+                spec.image,
+                command=list(spec.command),
+                name=spec.name,
+                hostname=spec.hostname,
+                labels=dict(spec.labels),
+                environment=dict(spec.env),
+                host_config=host_config,
+                networking_config=networking,
+                user=spec.user or "",
+            )
+            self.api.start(created["Id"])
+        except docker.errors.APIError as exc:
+            raise InfraError(f"cannot start container {spec.name}: {exc.explanation or exc}") from None
+        return str(created["Id"])
+
+    def container(self, name: str) -> Container:
+        try:
+            return self.client.containers.get(name)
+        except docker.errors.NotFound:
+            raise InfraError(f"container {name} does not exist") from None
+
+    def state(self, name: str) -> dict[str, Any]:
+        return dict(self.api.inspect_container(name)["State"])
+
+    def pid(self, name: str) -> int:
+        """Host pid of the container's init process (0 when it is not running)."""
+        return int(self.state(name).get("Pid") or 0)
+
+    def exec(
+        self, name: str, cmd: Sequence[str], *, user: str = "", timeout: float | None = None
+    ) -> ExecResult:
+        """Run ``cmd`` in a running container; ``timeout`` wraps it in coreutils' timeout."""
+        argv = list(cmd)
+        if timeout is not None:
+            argv = ["timeout", "-s", "KILL", f"{timeout:g}", *argv]
+        try:
+            exec_id = self.api.exec_create(name, argv, user=user, stdout=True, stderr=True)
+            output = self.api.exec_start(exec_id)
+            code = self.api.exec_inspect(exec_id)["ExitCode"]
+        except docker.errors.APIError as exc:
+            return ExecResult(exit_code=255, output=str(exc.explanation or exc))
+        return ExecResult(
+            exit_code=int(code if code is not None else 255), output=output.decode(errors="replace")
+        )
+
+    def put_file(self, name: str, path: str, data: bytes, mode: int = 0o644) -> None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+        self.api.put_archive(name, "/", buf.getvalue())
+
+    def logs(self, name: str, tail: int = 30) -> str:
+        try:
+            return self.api.logs(name, tail=tail, stdout=True, stderr=True).decode(errors="replace")
+        except docker.errors.APIError as exc:
+            return f"(no logs: {exc.explanation or exc})"
+
+    def kill(self, name: str, signal: str = "KILL") -> None:
+        self.api.kill(name, signal=signal)
+
+    def pause(self, name: str) -> None:
+        self.api.pause(name)
+
+    def unpause(self, name: str) -> None:
+        self.api.unpause(name)
+
+    def stop(self, name: str, timeout: int = 30) -> None:
+        self.api.stop(name, timeout=timeout)
+
+    def start(self, name: str) -> None:
+        self.api.start(name)
+
+    # -- labelled resources -----------------------------------------------------------------------
+    def containers(self, run_id: str | None = None) -> list[Container]:
+        return list(self.client.containers.list(all=True, filters={"label": _labels(run_id)}))
+
+    def networks(self, run_id: str | None = None) -> list[Any]:
+        return list(self.client.networks.list(filters={"label": _labels(run_id)}))
+
+    def volumes(self, run_id: str | None = None) -> list[Any]:
+        return list(self.client.volumes.list(filters={"label": _labels(run_id)}))
+
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        self.client.volumes.create(name=name, labels=dict(labels))
+
+    def remove_run(self, run_id: str) -> int:
+        """Remove every container, network and volume of a run; returns how many were removed."""
+        return self.remove(self.containers(run_id), self.networks(run_id), self.volumes(run_id))
+
+    def remove(self, containers: Iterable[Container], networks: Iterable[Any], volumes: Iterable[Any]) -> int:
+        count = 0
+        containers = list(containers)
+        if containers:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                for removed in pool.map(self._remove_container, containers):
+                    count += removed
+        for net in networks:
+            with contextlib.suppress(docker.errors.NotFound):
+                net.remove()
+                count += 1
+        for volume in volumes:
+            with contextlib.suppress(docker.errors.NotFound):
+                volume.remove(force=True)
+                count += 1
+        return count
+
+    def _remove_container(self, container: Container) -> int:
+        with contextlib.suppress(docker.errors.NotFound):
+            if container.status == "paused":
+                with contextlib.suppress(docker.errors.APIError):
+                    container.unpause()
+            container.remove(force=True, v=True)
+            return 1
+        return 0

@@ -1,0 +1,45 @@
+"""Sweep what crashed runs left behind.
+
+A run is an orphan when its owner process is gone (killed, crashed) and it was never handed over (the
+marker volume that ``harness up`` creates once the cluster is ready). Labels are the only source of truth:
+Python teardown cannot be relied on after SIGKILL or OOM.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from harness.paths import run_dir
+from harness.runtime import labels as L
+from harness.runtime.docker import DockerRuntime
+
+
+def orphan_run_ids(runtime: DockerRuntime) -> set[str]:
+    owners: dict[str, set[str]] = defaultdict(set)
+    handed_over: set[str] = set()
+    for container in runtime.containers():
+        owners[container.labels.get(L.RUN_ID, "")].add(container.labels.get(L.OWNER, ""))
+    for net in runtime.networks():
+        labels = net.attrs.get("Labels") or {}
+        owners[labels.get(L.RUN_ID, "")].add(labels.get(L.OWNER, ""))
+    for volume in runtime.volumes():
+        labels = volume.attrs.get("Labels") or {}
+        owners[labels.get(L.RUN_ID, "")].add(labels.get(L.OWNER, ""))
+        if labels.get(L.STATE) == "up":
+            handed_over.add(labels.get(L.RUN_ID, ""))
+    return {
+        run_id
+        for run_id, tokens in owners.items()
+        if run_id and run_id not in handed_over and not any(L.owner_alive(t) for t in tokens if t)
+    }
+
+
+def sweep_orphans(runtime: DockerRuntime) -> int:
+    """Remove every orphan run's resources and rendered configs; returns how many resources went."""
+    import shutil
+
+    count = 0
+    for run_id in sorted(orphan_run_ids(runtime)):
+        count += runtime.remove_run(run_id)
+        shutil.rmtree(run_dir(run_id), ignore_errors=True)
+    return count

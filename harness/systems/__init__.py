@@ -1,0 +1,14 @@
+"""Explicit registry of clustered systems: topology ``system`` → module class."""
+
+from __future__ import annotations
+
+from harness.systems.base import ClusterSystem
+from harness.systems.galera import GaleraCluster
+from harness.systems.rabbitmq import RabbitCluster
+
+SYSTEMS: dict[str, type[ClusterSystem]] = {
+    "galera": GaleraCluster,
+    "rabbitmq": RabbitCluster,
+}
+
+__all__ = ["SYSTEMS", "ClusterSystem", "GaleraCluster", "RabbitCluster"]

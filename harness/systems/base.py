@@ -1,0 +1,115 @@
+"""What every clustered system module provides: configs, bootstrap order, readiness, status, endpoints."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from harness.runtime.cluster import Node, Run
+from harness.runtime.docker import ContainerSpec, DockerRuntime, Mount
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    node: str
+    role: str
+    ip: str
+    state: str  # system-specific: "Primary/Synced", "running", "down", "paused"…
+    healthy: bool
+    uptime_s: float | None
+    detail: str = ""
+
+
+class ClusterSystem(ABC):
+    """Topology knowledge of one system; only ``DockerRuntime`` touches Docker."""
+
+    name: ClassVar[str]
+    client_port: ClassVar[int]
+
+    def __init__(self, run: Run, runtime: DockerRuntime) -> None:
+        self.run = run
+        self.runtime = runtime
+        self.topology = run.topology
+        self.config_dir: Path | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    @abstractmethod
+    def render(self, directory: Path) -> None:
+        """Write every node's configuration files under ``directory/<node>/``."""
+
+    @abstractmethod
+    def container_spec(self, node: Node, *, bootstrap: bool = False) -> ContainerSpec:
+        """The container of one node (``bootstrap``: the node that founds a new cluster)."""
+
+    @abstractmethod
+    def bootstrap(self, say: Say) -> None:
+        """Start every node in the system's order and return when the cluster is ready."""
+
+    @abstractmethod
+    def node_status(self, node: Node) -> NodeStatus:
+        """Observe one node (never raises for a node that is down)."""
+
+    def status(self) -> list[NodeStatus]:
+        with ThreadPoolExecutor(max_workers=len(self.run.nodes)) as pool:
+            return list(pool.map(self.node_status, self.run.nodes))
+
+    def endpoint(self, node: Node) -> tuple[str, int]:
+        """Where clients reach ``node`` (proxied through Toxiproxy once the run has one)."""
+        return node.ip, self.client_port
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def start_nodes(self, nodes: list[Node], *, bootstrap: Node | None = None) -> None:
+        specs = [self.container_spec(n, bootstrap=n == bootstrap) for n in nodes]
+        with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
+            list(pool.map(self.runtime.run, specs))
+
+    def base_spec(self, node: Node, command: list[str], mounts: list[Mount], **kw: object) -> ContainerSpec:
+        return ContainerSpec(
+            name=node.container,
+            image=self.run.image,
+            command=command,
+            hostname=node.name,
+            network=self.run.network,
+            ip=node.ip,
+            labels=self.run.labels("node", **{"io.ha-harness.node": node.name}),
+            mounts=mounts,
+            extra_hosts={n.name: n.ip for n in self.run.nodes},
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def logs_of_all(self, tail: int = 15) -> str:
+        parts = []
+        for node in self.run.nodes:
+            text = self.runtime.logs(node.container, tail=tail).rstrip()
+            indented = "\n".join(f"    {line}" for line in text.splitlines()[-tail:])
+            parts.append(f"  {node.name} last log lines:\n{indented}")
+        return "\n".join(parts)
+
+    def uptime(self, node: Node) -> float | None:
+        from datetime import datetime
+
+        try:
+            state = self.runtime.state(node.container)
+        except Exception:
+            return None
+        if not state.get("Running"):
+            return None
+        started = datetime.fromisoformat(state["StartedAt"][:26].rstrip("Z") + "+00:00")
+        return max(0.0, time.time() - started.timestamp())
+
+    def container_state(self, node: Node) -> str:
+        """ "running", "paused", "exited", "missing"."""
+        try:
+            state = self.runtime.state(node.container)
+        except Exception:
+            return "missing"
+        if state.get("Paused"):
+            return "paused"
+        return str(state.get("Status", "unknown"))

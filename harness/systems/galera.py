@@ -1,0 +1,197 @@
+"""Galera: MariaDB 10.11 + galera-4 (offline image), or Percona XtraDB Cluster (upstream image).
+
+Bootstrap: n1 founds the cluster (``--wsrep-new-cluster``, chosen by a flag file in its mounted config
+directory, removed once the cluster stands, so a restarted n1 rejoins instead of founding a second
+cluster); the other nodes then join together and receive a state transfer (rsync SST) from a donor.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.model.topology import GaleraTopology
+from harness.runtime.cluster import Node
+from harness.runtime.docker import ContainerSpec, Mount
+from harness.runtime.wait import wait_until
+from harness.systems.base import ClusterSystem, NodeStatus, Say
+
+USER = "harness"
+PASSWORD = "harness"
+DATABASE = "harness"
+
+START_SH = r"""#!/bin/sh
+# Rendered by ha-harness: start one Galera node (MariaDB offline image or Percona XtraDB Cluster image).
+set -e
+install -d -o mysql -g mysql /run/mysqld
+for p in /usr/lib/galera/libgalera_smm.so /usr/lib/galera4/libgalera_smm.so /usr/lib64/galera4/libgalera_smm.so; do
+  [ -e "$p" ] && provider="$p" && break
+done
+server=$(command -v mariadbd || command -v mysqld)
+if [ ! -d /var/lib/mysql/mysql ]; then   # upstream images ship an empty data directory
+  if command -v mariadb-install-db >/dev/null; then mariadb-install-db --user=mysql >/dev/null
+  else "$server" --initialize-insecure --user=mysql; fi
+  init="--init-file=/etc/harness/init.sql"
+fi
+extra=""
+if [ -e /etc/harness/bootstrap ]; then
+  extra="--wsrep-new-cluster"
+  [ -f /var/lib/mysql/grastate.dat ] && sed -i 's/^safe_to_bootstrap: 0/safe_to_bootstrap: 1/' /var/lib/mysql/grastate.dat
+fi
+exec "$server" --defaults-extra-file=/etc/harness/galera.cnf --user=mysql --wsrep-provider="$provider" ${init:-} $extra
+"""
+
+INIT_SQL = f"""CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';
+GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%' WITH GRANT OPTION;
+CREATE DATABASE IF NOT EXISTS {DATABASE};
+"""
+
+
+def _pt(seconds: float) -> str:
+    return f"PT{seconds:g}S"
+
+
+class GaleraCluster(ClusterSystem):
+    name = "galera"
+    client_port = 3306
+    topology: GaleraTopology
+
+    def galera_cnf(self, node: Node) -> str:
+        s = self.topology.settings
+        peers = ",".join(n.ip for n in self.run.nodes)
+        options = ";".join(
+            [
+                f"evs.keepalive_period={_pt(s.keepalive_period)}",
+                f"evs.inactive_check_period={_pt(min(s.inactive_check_period, s.suspect_timeout))}",
+                f"evs.suspect_timeout={_pt(s.suspect_timeout)}",
+                f"evs.inactive_timeout={_pt(s.inactive_timeout)}",
+                f"evs.install_timeout={_pt(s.install_timeout)}",
+                "gcache.size=64M",
+            ]
+        )
+        return f"""# Rendered by ha-harness for run {self.run.id}, node {node.name}
+[mysqld]
+bind-address=0.0.0.0
+skip-name-resolve
+binlog_format=ROW
+default_storage_engine=InnoDB
+innodb_autoinc_lock_mode=2
+innodb_buffer_pool_size={s.buffer_pool_size}
+innodb_flush_log_at_trx_commit={s.flush_log_at_trx_commit}
+max_connections=500
+wsrep_on=ON
+wsrep_cluster_name=hh-{self.run.id}
+wsrep_cluster_address=gcomm://{peers}
+wsrep_node_address={node.ip}
+wsrep_node_name={node.name}
+wsrep_sst_method={s.sst_method}
+wsrep_sst_auth={USER}:{PASSWORD}
+wsrep_provider_options="{options}"
+# loose-: options of the other flavour (Percona XtraDB Cluster) must not stop MariaDB, and back
+loose-pxc-encrypt-cluster-traffic=OFF
+loose-pxc_strict_mode=PERMISSIVE
+loose-wsrep_slave_threads=2
+"""
+
+    def render(self, directory: Path) -> None:
+        self.config_dir = directory
+        for node in self.run.nodes:
+            target = directory / node.name
+            target.mkdir(parents=True, exist_ok=True)
+            (target / "galera.cnf").write_text(self.galera_cnf(node))
+            (target / "start.sh").write_text(START_SH)
+            (target / "init.sql").write_text(INIT_SQL)
+
+    def node_dir(self, node: Node) -> Path:
+        from harness.paths import run_dir
+
+        return run_dir(self.run.id) / node.name
+
+    def container_spec(self, node: Node, *, bootstrap: bool = False) -> ContainerSpec:
+        flag = self.node_dir(node) / "bootstrap"
+        if bootstrap:
+            flag.touch()
+        return self.base_spec(
+            node,
+            ["sh", "/etc/harness/start.sh"],
+            [Mount(str(self.node_dir(node)), "/etc/harness")],
+            user="0",
+        )
+
+    def bootstrap(self, say: Say) -> None:
+        nodes = self.run.nodes
+        first, rest = nodes[0], nodes[1:]
+        timeout = self.topology.timeouts.startup
+        started = time.monotonic()
+        self.start_nodes([first], bootstrap=first)
+        self.wait_ready([first], size=1, timeout=timeout)
+        (self.node_dir(first) / "bootstrap").unlink(missing_ok=True)
+        say(f"  {first.name} founded the cluster ({time.monotonic() - started:.1f}s); {len(rest)} joining")
+        self.start_nodes(rest)
+        self.wait_ready(nodes, size=len(nodes), timeout=timeout - (time.monotonic() - started))
+        say(f"  galera: {len(nodes)} nodes Primary, Synced, ready ({time.monotonic() - started:.1f}s)")
+
+    # -- observation ------------------------------------------------------------------------------
+    def connect(self, node: Node, *, timeout: float = 2.0, database: str | None = None) -> Any:
+        import pymysql
+
+        host, port = node.ip, self.client_port
+        return pymysql.connect(
+            host=host, port=port, user=USER, password=PASSWORD, database=database,
+            connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout, autocommit=True,
+        )  # fmt: skip
+
+    def wsrep(self, node: Node, *, timeout: float = 2.0) -> dict[str, str]:
+        conn = self.connect(node, timeout=timeout)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SHOW GLOBAL STATUS WHERE Variable_name LIKE 'wsrep%%' OR Variable_name = 'Uptime'"
+                )
+                return {str(k): str(v) for k, v in cur.fetchall()}
+        finally:
+            conn.close()
+
+    @staticmethod
+    def is_ready(status: dict[str, str], size: int) -> bool:
+        return (
+            status.get("wsrep_ready") == "ON"
+            and status.get("wsrep_cluster_status") == "Primary"
+            and status.get("wsrep_local_state_comment") == "Synced"
+            and status.get("wsrep_cluster_size") == str(size)
+        )
+
+    def wait_ready(self, nodes: list[Node], *, size: int, timeout: float) -> None:
+        def check() -> bool:
+            for node in nodes:
+                if self.container_state(node) not in ("running",):
+                    raise RuntimeError(f"{node.name} is {self.container_state(node)}")
+                status = self.wsrep(node, timeout=1.0)
+                if not self.is_ready(status, size):
+                    raise RuntimeError(
+                        f"{node.name}: {status.get('wsrep_cluster_status')}/"
+                        f"{status.get('wsrep_local_state_comment')} size {status.get('wsrep_cluster_size')}"
+                    )
+            return True
+
+        names = ",".join(n.name for n in nodes)
+        wait_until(check, timeout=max(timeout, 1.0), interval=0.1, max_interval=0.3,
+                   what=f"galera nodes {names} Primary/Synced with cluster size {size}",
+                   details=self.logs_of_all)  # fmt: skip
+
+    def node_status(self, node: Node) -> NodeStatus:
+        state = self.container_state(node)
+        if state != "running":
+            return NodeStatus(node.name, "-", node.ip, state, False, None)
+        try:
+            status = self.wsrep(node, timeout=1.0)
+        except Exception as exc:
+            return NodeStatus(node.name, "-", node.ip, "no answer", False, self.uptime(node), str(exc)[:80])
+        role = "primary-member" if status.get("wsrep_cluster_status") == "Primary" else "isolated"
+        text = (
+            f"{status.get('wsrep_cluster_status')}/{status.get('wsrep_local_state_comment')} "
+            f"size={status.get('wsrep_cluster_size')} ready={status.get('wsrep_ready')}"
+        )
+        healthy = self.is_ready(status, len(self.run.nodes))
+        return NodeStatus(node.name, role, node.ip, text, healthy, self.uptime(node))
