@@ -109,6 +109,76 @@ def cmd_images_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _nemesis(run_id: str) -> Any:
+    from harness.faults.nemesis import Nemesis
+    from harness.paths import run_dir
+    from harness.report.console import say
+    from harness.runtime.cluster import load_run, run_clock, system_for
+
+    runtime = _runtime()
+    run = load_run(run_id, runtime)
+    return Nemesis(
+        system_for(run, runtime), events=run_dir(run.id) / "events.jsonl", clock=run_clock(run), say=say
+    )
+
+
+def _link_spec(args: argparse.Namespace) -> Any:
+    from harness.faults import link
+    from harness.model.durations import parse_duration
+
+    common = {"direction": args.direction, "toxicity": args.toxicity}
+    ms = lambda v: round(parse_duration(v) * 1000)  # noqa: E731
+    if args.latency:
+        return link.Latency(ms(args.latency), ms(args.jitter or 0), **common)
+    if args.down:
+        return link.Down()
+    if args.stall:
+        return link.Timeout(0, **common)
+    if args.reset_peer:
+        return link.ResetPeer(0, **common)
+    if args.bandwidth is not None:
+        return link.Bandwidth(args.bandwidth, **common)
+    raise InputError("fault link: give one of --latency, --down, --stall, --reset-peer, --bandwidth")
+
+
+def cmd_fault(args: argparse.Namespace) -> int:
+    from harness.report.console import console
+
+    nemesis = _nemesis(args.run)
+    if args.fault == "partition":
+        if args.isolate:
+            event = nemesis.partition("isolate", node=args.isolate)
+        elif args.groups:
+            groups = [g.split(",") for g in args.groups.split(";")]
+            event = nemesis.partition("groups", groups=groups)
+        elif args.one_way:
+            src, _, dst = args.one_way.partition(":")
+            event = nemesis.partition("one_way", src=src, dst=dst.split(","))
+        else:
+            event = nemesis.partition(args.shape or "halves")
+    elif args.fault == "link":
+        event = nemesis.link(args.target, _link_spec(args))
+    elif args.fault == "crash-all":
+        event = nemesis.crash_all(args.window)
+    elif args.fault in ("resume", "start"):
+        events = getattr(nemesis, args.fault)(args.target)
+        console.print(f"{args.fault}: {', '.join(e.id for e in events) or 'nothing to do'}")
+        return EXIT_OK
+    else:
+        event = getattr(nemesis, args.fault)(args.target)
+    console.print(f"[bold]{event.id}[/bold] {event.name} on {event.target} via {event.mechanism} — in effect")
+    return EXIT_OK
+
+
+def cmd_heal(args: argparse.Namespace) -> int:
+    from harness.report.console import say
+
+    nemesis = _nemesis(args.run)
+    nemesis.heal(wait=not args.no_wait)
+    say(f"run {args.run} healed: no partition, no toxics, nothing paused, every node up")
+    return EXIT_OK
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from harness.doctor import doctor
 
@@ -142,6 +212,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_images_build)
     p.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
     p.add_argument("--via", choices=["auto", "mmdebstrap", "dockerfile"], default="auto")
+    p = add("fault", cmd_fault, "inject one fault into a running run (by hand, for exploring)")
+    p.add_argument("run", metavar="RUN")
+    faults = p.add_subparsers(dest="fault", required=True, parser_class=_Parser)
+    f = faults.add_parser("partition", help="cut the peer mesh (iptables in each node's namespace)")
+    f.add_argument("--isolate", metavar="NODE|ROLE", help="isolate one node, by name or role (primary)")
+    f.add_argument("--shape", choices=["halves", "random_halves", "majorities_ring", "bridge"])
+    f.add_argument("--groups", metavar="n1;n2,n3", help="explicit groups, ';' between groups")
+    f.add_argument("--one-way", metavar="SRC:DST", help="SRC cannot reach DST (DST can reach SRC)")
+    f = faults.add_parser("link", help="a Toxiproxy fault on a client link (node name or proxy name)")
+    f.add_argument("target", metavar="LINK")
+    f.add_argument("--latency", metavar="DURATION")
+    f.add_argument("--jitter", metavar="DURATION")
+    f.add_argument("--bandwidth", type=int, metavar="KB/s")
+    f.add_argument("--down", action="store_true")
+    f.add_argument("--stall", action="store_true")
+    f.add_argument("--reset-peer", action="store_true")
+    f.add_argument("--direction", choices=["upstream", "downstream", "both"], default="downstream")
+    f.add_argument("--toxicity", type=float, default=1.0)
+    for name, text in [("kill", "SIGKILL"), ("pause", "freeze"), ("stop", "graceful stop"),
+                       ("start", "start stopped nodes"), ("restart", "stop then start"),
+                       ("resume", "unfreeze")]:  # fmt: skip
+        f = faults.add_parser(name, help=f"{text} a node (name, role or all)")
+        f.add_argument("target", nargs="?", default="primary" if name not in ("start", "resume") else "all")
+    f = faults.add_parser("crash-all", help="SIGKILL every node within a window")
+    f.add_argument("--window", type=float, default=0.0, metavar="SECONDS")
+    p = add("heal", cmd_heal, "undo every fault of a run and wait until it is healthy")
+    p.add_argument("run", metavar="RUN")
+    p.add_argument("--no-wait", action="store_true", help="return without waiting for recovery")
     p = add("doctor", cmd_doctor, "say what is missing and how to get it")
     p.add_argument("--fix", action="store_true", help="run the set-up script to install what is missing")
     return parser

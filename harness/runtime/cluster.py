@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from pydantic import TypeAdapter
 
 from harness.errors import InfraError
+from harness.model.clock import RunClock
 from harness.model.topology import Topology, TopologyBase
 from harness.paths import run_dir
 from harness.runtime import labels as L
@@ -110,12 +112,18 @@ def up(
     image = _image_for(topology, runtime, say)
     run_id = run_id or new_run_id(topology)
     owner = L.owner_token()
+    started_ns = time.monotonic_ns(), time.time_ns()
     run: Run | None = None
     try:
         run = _create_network(topology, runtime, run_id, image, owner)
         say(f"run {run.id}: network {run.network} {run.subnet} (internal)")
         system = system_for(run, runtime)
+        from harness.runtime.proxies import start_toxiproxy
+
+        start_toxiproxy(run, runtime, system.services)
         system.render(run_dir(run.id))
+        clock = {"mono_start_ns": started_ns[0], "wall_start_ns": started_ns[1]}
+        (run_dir(run.id) / "clock.json").write_text(json.dumps(clock))
         system.bootstrap(say)
         if hand_over:
             runtime.create_volume(f"hh-{run.id}-up", run.labels("marker", **{L.STATE: "up"}))
@@ -183,6 +191,15 @@ def run_ids(runtime: DockerRuntime) -> set[str]:
     ids = {c.labels.get(L.RUN_ID) for c in runtime.containers()}
     ids |= {n.attrs["Labels"].get(L.RUN_ID) for n in runtime.networks()}
     return {i for i in ids if i}
+
+
+def run_clock(run: Run) -> RunClock:
+    """The run's clock (ns since ``up`` began), shared by every process that works on the run."""
+    try:
+        saved = json.loads((run_dir(run.id) / "clock.json").read_text())
+    except (OSError, ValueError):
+        return RunClock()
+    return RunClock(mono_start_ns=saved["mono_start_ns"], wall_start_ns=saved["wall_start_ns"])
 
 
 @contextlib.contextmanager

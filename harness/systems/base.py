@@ -32,6 +32,7 @@ class ClusterSystem(ABC):
 
     name: ClassVar[str]
     client_port: ClassVar[int]
+    services: ClassVar[dict[str, int]]  # client-facing service → port; each gets a proxy per node
 
     def __init__(self, run: Run, runtime: DockerRuntime) -> None:
         self.run = run
@@ -60,9 +61,33 @@ class ClusterSystem(ABC):
         with ThreadPoolExecutor(max_workers=len(self.run.nodes)) as pool:
             return list(pool.map(self.node_status, self.run.nodes))
 
-    def endpoint(self, node: Node) -> tuple[str, int]:
-        """Where clients reach ``node`` (proxied through Toxiproxy once the run has one)."""
-        return node.ip, self.client_port
+    def endpoint(self, node: Node, service: str | None = None) -> tuple[str, int]:
+        """Where clients reach ``node``: through the run's Toxiproxy, on the node's own proxy."""
+        from harness.runtime.proxies import endpoint
+
+        return endpoint(self.run, node, service or next(iter(self.services)), self.services)
+
+    def primary(self) -> Node:
+        """The node a "primary"/"leader"/"writer" target means; systems refine this."""
+        return self.run.nodes[0]
+
+    def restart_nodes(self, nodes: list[Node], *, say: Say = lambda m: None) -> None:
+        """Start stopped or killed nodes again; they rejoin the cluster on their own."""
+        with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
+            list(pool.map(lambda n: self.runtime.start(n.container), nodes))
+
+    def wait_healthy(self, timeout: float) -> None:
+        """Wait until every node reports healthy (the state ``bootstrap`` reached)."""
+        from harness.runtime.wait import wait_until
+
+        def check() -> bool:
+            bad = [f"{s.node}: {s.state}" for s in self.status() if not s.healthy]
+            if bad:
+                raise RuntimeError("; ".join(bad))
+            return True
+
+        wait_until(check, timeout=timeout, interval=0.2, max_interval=1.0,
+                   what=f"every {self.name} node healthy again", details=self.logs_of_all)  # fmt: skip
 
     # -- helpers ----------------------------------------------------------------------------------
     def start_nodes(self, nodes: list[Node], *, bootstrap: Node | None = None) -> None:

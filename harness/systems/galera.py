@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.model.topology import GaleraTopology
 from harness.runtime.cluster import Node
@@ -34,6 +34,9 @@ if [ ! -d /var/lib/mysql/mysql ]; then   # upstream images ship an empty data di
   else "$server" --initialize-insecure --user=mysql; fi
   init="--init-file=/etc/harness/init.sql"
 fi
+if [ -e /etc/harness/recover ]; then     # after every node crashed: report the last committed position
+  exec "$server" --defaults-extra-file=/etc/harness/galera.cnf --user=mysql --wsrep-provider="$provider" --wsrep-recover --log-error=/dev/stderr
+fi
 extra=""
 if [ -e /etc/harness/bootstrap ]; then
   extra="--wsrep-new-cluster"
@@ -55,6 +58,7 @@ def _pt(seconds: float) -> str:
 class GaleraCluster(ClusterSystem):
     name = "galera"
     client_port = 3306
+    services: ClassVar[dict[str, int]] = {"mysql": 3306}
     topology: GaleraTopology
 
     def galera_cnf(self, node: Node) -> str:
@@ -131,6 +135,60 @@ loose-wsrep_slave_threads=2
         self.start_nodes(rest)
         self.wait_ready(nodes, size=len(nodes), timeout=timeout - (time.monotonic() - started))
         say(f"  galera: {len(nodes)} nodes Primary, Synced, ready ({time.monotonic() - started:.1f}s)")
+
+    # -- recovery ---------------------------------------------------------------------------------
+    def restart_nodes(self, nodes: list[Node], *, say: Say = lambda m: None) -> None:
+        running = [n for n in self.run.nodes if self.container_state(n) in ("running", "paused")]
+        if running:
+            super().restart_nodes(nodes, say=say)  # the cluster stands: they rejoin with IST/SST
+            return
+        self.recover_all(say)
+
+    def recover_all(self, say: Say) -> None:
+        """Every node crashed: bootstrap from the node with the highest recovered seqno, as operators do."""
+        positions = {}
+        for node in self.run.nodes:
+            positions[node.name] = self.recovered_seqno(node)
+        best = max(self.run.nodes, key=lambda n: (positions[n.name], -self.run.nodes.index(n)))
+        say(f"  galera full-cluster recovery: seqnos {positions}; bootstrapping {best.name}")
+        flag = self.node_dir(best) / "bootstrap"
+        flag.touch()
+        try:
+            self.runtime.start(best.container)
+            self.wait_ready([best], size=1, timeout=self.topology.timeouts.startup)
+        finally:
+            flag.unlink(missing_ok=True)
+        others = [n for n in self.run.nodes if n != best]
+        super().restart_nodes(others, say=say)
+
+    def recovered_seqno(self, node: Node) -> int:
+        """Run ``--wsrep-recover`` in the node's (stopped) container and parse the recovered position."""
+        import re
+
+        flag = self.node_dir(node) / "recover"
+        flag.touch()
+        try:
+            self.runtime.start(node.container)
+            wait_until(lambda: self.container_state(node) == "exited", timeout=120, interval=0.2,
+                       what=f"wsrep recovery on {node.name}")  # fmt: skip
+        finally:
+            flag.unlink(missing_ok=True)
+        found = re.findall(r"Recovered position: [0-9a-f-]+:(-?\d+)", self.runtime.logs(node.container, 400))
+        return int(found[-1]) if found else -1
+
+    def primary(self) -> Node:
+        """The first node (by name) that is Synced in the Primary component; n1 when none answers."""
+        for node in self.run.nodes:
+            try:
+                status = self.wsrep(node, timeout=1.0)
+            except Exception:
+                continue
+            if (
+                status.get("wsrep_cluster_status") == "Primary"
+                and status.get("wsrep_local_state_comment") == "Synced"
+            ):
+                return node
+        return self.run.nodes[0]
 
     # -- observation ------------------------------------------------------------------------------
     def connect(self, node: Node, *, timeout: float = 2.0, database: str | None = None) -> Any:

@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.model.topology import RabbitTopology
 from harness.paths import run_dir
@@ -44,6 +44,7 @@ def node_name(node: Node) -> str:
 class RabbitCluster(ClusterSystem):
     name = "rabbitmq"
     client_port = 5672
+    services: ClassVar[dict[str, int]] = {"amqp": 5672}
     topology: RabbitTopology
 
     def rabbitmq_conf(self, node: Node) -> str:

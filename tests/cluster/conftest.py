@@ -42,3 +42,24 @@ def galera(runtime: DockerRuntime) -> Iterator[tuple[Run, ClusterSystem]]:
 @pytest.fixture(scope="session")
 def rabbit(runtime: DockerRuntime) -> Iterator[tuple[Run, ClusterSystem]]:
     yield from _cluster(runtime, "rabbitmq-3.yaml")
+
+
+@pytest.fixture
+def galera_nemesis(galera, tmp_path):  # type: ignore[no-untyped-def]
+    """A nemesis on the shared galera-3 run; heals (and waits for health) after every test."""
+    from harness.faults.nemesis import Nemesis
+
+    _, system = galera
+    nemesis = Nemesis(system, events=tmp_path / "events.jsonl")
+    yield nemesis
+    nemesis.heal()
+
+
+@pytest.fixture
+def rabbit_nemesis(rabbit, tmp_path):  # type: ignore[no-untyped-def]
+    from harness.faults.nemesis import Nemesis
+
+    _, system = rabbit
+    nemesis = Nemesis(system, events=tmp_path / "events.jsonl")
+    yield nemesis
+    nemesis.heal()

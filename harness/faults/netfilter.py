@@ -1,0 +1,75 @@
+"""iptables rules in a node's network namespace: the mechanism behind peer-mesh partitions.
+
+The harness owns the ``filter`` table of every node's namespace (Docker keeps its own rules in ``nat``),
+so a partition is one atomic ``iptables-restore`` of that table per node and a heal is the same with no
+rules: idempotent, and nothing else to track. As root on the Docker host the rules are entered with
+``nsenter -t <pid> -n`` and containers need no capabilities; otherwise (Docker Desktop, a remote engine)
+they are applied from inside the container, which then gets NET_ADMIN.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable
+
+from harness.errors import InfraError
+from harness.runtime.docker import DockerRuntime
+
+COMMENT = "ha-harness"
+
+
+def mode() -> str:
+    """``nsenter`` (root on the Docker host) or ``exec`` (inside the container, with NET_ADMIN)."""
+    forced = os.environ.get("HARNESS_NETFILTER_MODE")
+    if forced in ("nsenter", "exec"):
+        return forced
+    if os.geteuid() == 0 and shutil.which("nsenter") and shutil.which("iptables-restore"):
+        return "nsenter"
+    return "exec"
+
+
+def ruleset(drop_from: Iterable[str]) -> str:
+    """The whole filter table: drop every packet arriving from the given peer addresses."""
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
+    lines += [f'-A INPUT -s {ip}/32 -m comment --comment "{COMMENT}" -j DROP' for ip in sorted(drop_from)]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def apply(runtime: DockerRuntime, container: str, drop_from: Iterable[str], how: str | None = None) -> None:
+    """Replace the node's filter table so that it drops packets from ``drop_from`` (empty: heal)."""
+    text = ruleset(drop_from)
+    how = how or mode()
+    if how == "nsenter":
+        pid = runtime.pid(container)
+        if not pid:
+            return  # not running: a stopped node has no namespace; a restarted one starts clean
+        done = subprocess.run(["nsenter", "-t", str(pid), "-n", "iptables-restore", "-w", "5"],
+                              input=text, capture_output=True, text=True, check=False)  # fmt: skip
+        if done.returncode != 0:
+            raise InfraError(f"iptables-restore in {container} failed: {done.stderr.strip()[:200]}")
+        return
+    if runtime.state(container).get("Running") is not True:
+        return
+    result = runtime.exec(container, ["sh", "-c", f"printf '%s' '{text}' | iptables-restore -w 5"])
+    if result.exit_code != 0:
+        raise InfraError(f"iptables-restore in {container} failed: {result.output.strip()[:200]}")
+
+
+def current(runtime: DockerRuntime, container: str) -> list[str]:
+    """Source addresses the node currently drops (for tests and status)."""
+    pid = runtime.pid(container)
+    if not pid:
+        return []
+    if mode() == "nsenter":
+        out = subprocess.run(["nsenter", "-t", str(pid), "-n", "iptables-save", "-t", "filter"],
+                             capture_output=True, text=True, check=False).stdout  # fmt: skip
+    else:
+        out = runtime.exec(container, ["iptables-save", "-t", "filter"]).output
+    drops = []
+    for line in out.splitlines():
+        if line.startswith("-A INPUT -s ") and line.endswith("-j DROP") and COMMENT in line:
+            drops.append(line.split()[3].removesuffix("/32"))
+    return sorted(drops)

@@ -1,0 +1,113 @@
+"""Partition shapes of the peer mesh, as Jepsen names them — pure: shapes → who drops whom.
+
+A partition is a set of *directed* cuts ``(src, dst)``: packets from ``src`` do not reach ``dst``.
+Every shape but ``one_way`` is symmetric. Validation happens here, before anything changes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.errors import InputError
+
+SHAPES = ("isolate", "halves", "random_halves", "majorities_ring", "bridge", "groups", "one_way")
+
+
+@dataclass(frozen=True)
+class Partition:
+    shape: str
+    components: tuple[frozenset[str], ...]  # what each side sees (may overlap: bridge, ring)
+    cuts: frozenset[tuple[str, str]]  # directed: (src, dst) = packets from src dropped at dst
+
+    def drops_at(self, node: str) -> set[str]:
+        """Peers whose packets ``node`` must drop."""
+        return {src for src, dst in self.cuts if dst == node}
+
+    def describe(self) -> str:
+        if self.shape == "one_way":
+            return ", ".join(f"{s}-x->{d}" for s, d in sorted(self.cuts))
+        return " | ".join("[" + ",".join(sorted(c)) + "]" for c in self.components)
+
+
+def _symmetric(nodes: Sequence[str], visible: dict[str, set[str]]) -> frozenset[tuple[str, str]]:
+    return frozenset((a, b) for a in nodes for b in nodes if a != b and b not in visible[a])
+
+
+def from_components(shape: str, nodes: Sequence[str], components: Sequence[set[str]]) -> Partition:
+    """Nodes see exactly the members of the components they belong to."""
+    visible = {n: set().union(*[c for c in components if n in c]) | {n} for n in nodes}
+    return Partition(shape, tuple(frozenset(c) for c in components), _symmetric(nodes, visible))
+
+
+def bisect(nodes: Sequence[str]) -> list[set[str]]:
+    half = len(nodes) // 2
+    return [set(nodes[:half]), set(nodes[half:])]
+
+
+def _known(nodes: Sequence[str], name: str, field: str) -> str:
+    if name not in nodes:
+        raise InputError(f"partition: {field}: unknown node {name!r}, expected one of: {', '.join(nodes)}")
+    return name
+
+
+def isolate(nodes: Sequence[str], node: str) -> Partition:
+    _known(nodes, node, "isolate")
+    if len(nodes) < 2:
+        raise InputError("partition: isolate needs at least 2 nodes")
+    return from_components("isolate", nodes, [{node}, set(nodes) - {node}])
+
+
+def halves(nodes: Sequence[str], rng: random.Random | None = None) -> Partition:
+    if len(nodes) < 2:
+        raise InputError("partition: halves needs at least 2 nodes")
+    order = list(nodes)
+    if rng is not None:
+        rng.shuffle(order)
+    return from_components("random_halves" if rng else "halves", nodes, bisect(order))
+
+
+def majorities_ring(nodes: Sequence[str]) -> Partition:
+    """Each node sees a majority (itself and its ring neighbours); no two see the same majority."""
+    n = len(nodes)
+    if n < 4:
+        raise InputError(f"partition: majorities_ring needs at least 4 nodes, this topology has {n}")
+    majority = n // 2 + 1
+    reach = majority // 2  # neighbours on each side: 2*reach + 1 >= majority, and < n so sets differ
+    visible = {node: {nodes[(i + d) % n] for d in range(-reach, reach + 1)} for i, node in enumerate(nodes)}
+    components = tuple(frozenset(visible[n]) for n in nodes)
+    return Partition("majorities_ring", components, _symmetric(nodes, visible))
+
+
+def bridge(nodes: Sequence[str]) -> Partition:
+    """Two halves that both see one bridge node in the middle."""
+    if len(nodes) < 3:
+        raise InputError(f"partition: bridge needs at least 3 nodes, this topology has {len(nodes)}")
+    mid = len(nodes) // 2
+    b = nodes[mid]
+    left, right = set(nodes[:mid]), set(nodes[mid + 1 :])
+    return from_components("bridge", nodes, [left | {b}, right | {b}])
+
+
+def groups(nodes: Sequence[str], spec: Sequence[Sequence[str]]) -> Partition:
+    named = [_known(nodes, n, "groups") for group in spec for n in group]
+    if len(named) != len(set(named)):
+        raise InputError("partition: groups: a node is named twice; groups must not overlap")
+    if len(spec) < 2:
+        raise InputError("partition: groups: expected at least two groups, e.g. [[n1], [n2, n3]]")
+    components = [set(g) for g in spec]
+    rest = set(nodes) - set(named)
+    components += [{n} for n in sorted(rest)]  # unnamed nodes are alone
+    return from_components("groups", nodes, components)
+
+
+def one_way(nodes: Sequence[str], src: str, dst: str | Sequence[str]) -> Partition:
+    """``src`` cannot reach ``dst``; ``dst`` can still send to ``src``."""
+    _known(nodes, src, "one_way.from")
+    targets = [dst] if isinstance(dst, str) else list(dst)
+    for t in targets:
+        _known(nodes, t, "one_way.to")
+        if t == src:
+            raise InputError("partition: one_way: from and to must differ")
+    return Partition("one_way", (frozenset({src}), frozenset(targets)), frozenset((src, t) for t in targets))
