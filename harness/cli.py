@@ -109,6 +109,35 @@ def cmd_images_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _exit_for(valid: object) -> int:
+    return {True: EXIT_OK, False: EXIT_INVALID}.get(valid, EXIT_UNKNOWN)  # type: ignore[call-overload]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.model.scenario import load_scenario
+    from harness.model.topology import load_topology
+    from harness.report.console import console, result_table, say
+    from harness.runner import run_scenario, validate_plan
+
+    topology = load_topology(args.topology)
+    scenario = load_scenario(args.scenario)
+    validate_plan(scenario, topology)
+    outcome = run_scenario(topology, scenario, runtime=_runtime(), reports=Path(args.reports),
+                           keep=args.keep, seed=args.seed, say=say)  # fmt: skip
+    console.print(result_table(f"{scenario.name} on {topology.name} — run {outcome.run_id}", outcome.result))
+    console.print(f"report: {outcome.report_dir}/ (result.json, history.jsonl, events.jsonl, logs/)")
+    return _exit_for(outcome.result.valid)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.report.console import console, result_table
+    from harness.runner import check_report
+
+    result = check_report(Path(args.report), write=False)
+    console.print(result_table(f"re-checked {args.report}", result))
+    return _exit_for(result.valid)
+
+
 def _nemesis(run_id: str) -> Any:
     from harness.faults.nemesis import Nemesis
     from harness.paths import run_dir
@@ -212,6 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_images_build)
     p.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
     p.add_argument("--via", choices=["auto", "mmdebstrap", "dockerfile"], default="auto")
+    p = add("run", cmd_run, "run a scenario on a topology's cluster and check the results")
+    p.add_argument("topology", metavar="TOPOLOGY")
+    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument("--reports", default="reports", metavar="DIR", help="where reports/<run-id>/ goes")
+    p.add_argument("--keep", action="store_true", help="leave the cluster up afterwards")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (replayable)")
+    p = add("check", cmd_check, "re-run the checkers on a stored run directory (no cluster)")
+    p.add_argument("report", metavar="REPORT_DIR")
     p = add("fault", cmd_fault, "inject one fault into a running run (by hand, for exploring)")
     p.add_argument("run", metavar="RUN")
     faults = p.add_subparsers(dest="fault", required=True, parser_class=_Parser)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.systems.base import NodeStatus
@@ -18,7 +19,7 @@ _T0 = time.monotonic()
 
 def say(message: str) -> None:
     """One progress line, stamped with seconds since the command started."""
-    console.print(f"[dim]{time.monotonic() - _T0:6.1f}s[/dim] {message}")
+    console.print(f"[dim]{time.monotonic() - _T0:6.1f}s[/dim] {escape(message)}")
 
 
 def error(message: str) -> None:
@@ -49,4 +50,28 @@ def status_table(run_id: str, system: str, statuses: Sequence[NodeStatus]) -> Ta
         colour = "green" if s.healthy else "red"
         state = s.state + (f" ({s.detail})" if s.detail else "")
         table.add_row(s.node, s.role, s.ip, f"[{colour}]{state}[/{colour}]", _uptime(s.uptime_s))
+    return table
+
+
+def _short(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def result_table(title: str, result: object) -> Table:
+    """One row per checker: verdict and its scalar figures."""
+    table = Table(title=title, title_justify="left")
+    for column in ("check", "verdict", "figures"):
+        table.add_column(column)
+    children = getattr(result, "children", {}) or {"result": result}
+    for name, child in children.items():
+        valid = child.valid
+        verdict = {True: "[green]valid[/green]", False: "[red]INVALID[/red]"}.get(valid, "[yellow]unknown[/yellow]")
+        figures = child.figures or {}
+        scalars = [f"{k}={_short(v)}" for k, v in figures.items() if isinstance(v, int | float | str | bool)]
+        if child.error:
+            scalars.insert(0, f"error={_short(child.error)}")
+        table.add_row(name, verdict, ", ".join(scalars[:10]))
     return table
