@@ -52,7 +52,9 @@ class Step(StrictModel):
     @classmethod
     def _partition(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None and (len(value) != 1 or next(iter(value)) not in PARTITION_KEYS):
-            raise ValueError(f"partition takes one of: {', '.join(PARTITION_KEYS)}, e.g. {{isolate: primary}}")
+            raise ValueError(
+                f"partition takes one of: {', '.join(PARTITION_KEYS)}, e.g. {{isolate: primary}}"
+            )
         return value
 
     @property

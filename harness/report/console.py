@@ -68,7 +68,9 @@ def result_table(title: str, result: object) -> Table:
     children = getattr(result, "children", {}) or {"result": result}
     for name, child in children.items():
         valid = child.valid
-        verdict = {True: "[green]valid[/green]", False: "[red]INVALID[/red]"}.get(valid, "[yellow]unknown[/yellow]")
+        verdict = {True: "[green]valid[/green]", False: "[red]INVALID[/red]"}.get(
+            valid, "[yellow]unknown[/yellow]"
+        )
         figures = child.figures or {}
         scalars = [f"{k}={_short(v)}" for k, v in figures.items() if isinstance(v, int | float | str | bool)]
         if child.error:

@@ -55,7 +55,9 @@ class Workload(ABC):
     def run(self, history: HistoryWriter, stop: threading.Event) -> list[threading.Thread]:
         """Start ``spec.clients`` client threads; they stop when ``stop`` is set."""
         threads = [
-            threading.Thread(target=self.client, args=(w, history, stop), name=f"{self.name}-{w}", daemon=True)
+            threading.Thread(
+                target=self.client, args=(w, history, stop), name=f"{self.name}-{w}", daemon=True
+            )
             for w in range(self.spec.clients)
         ]
         for thread in threads:
