@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from harness.faults import netfilter
 from harness.runtime.cluster import Node, Run
 from harness.runtime.docker import ContainerSpec, DockerRuntime, Mount
 
@@ -106,6 +107,8 @@ class ClusterSystem(ABC):
             labels=self.run.labels("node", **{"io.ha-harness.node": node.name}),
             mounts=mounts,
             extra_hosts={n.name: n.ip for n in self.run.nodes},
+            # Partitions are entered from the host (nsenter) when it can; otherwise from inside.
+            cap_add=["NET_ADMIN"] if netfilter.mode() == "exec" else [],
             **kw,  # type: ignore[arg-type]
         )
 

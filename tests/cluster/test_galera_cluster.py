@@ -46,7 +46,11 @@ def test_insert_replicates_to_every_node(galera) -> None:  # type: ignore[no-unt
 def test_containers_and_network_labelled(galera, runtime) -> None:  # type: ignore[no-untyped-def]
     run, _ = galera
     containers = runtime.containers(run.id)
-    assert sorted(c.name for c in containers) == [f"hh-{run.id}-n{i}" for i in (1, 2, 3)]
+    assert sorted(c.name for c in containers) == [
+        *(f"hh-{run.id}-n{i}" for i in (1, 2, 3)),
+        f"hh-{run.id}-toxiproxy",
+    ]
+    assert {c.labels["io.ha-harness.kind"] for c in containers} == {"node", "toxiproxy"}
     nets = runtime.networks(run.id)
     assert len(nets) == 1
     attrs = nets[0].attrs
