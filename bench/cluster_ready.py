@@ -26,7 +26,6 @@ Target: harness ready time at or below the floor's (medians of N).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import secrets
@@ -37,11 +36,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
+from _common import no_sigint, terminate
 from rich.console import Console
 from rich.table import Table
 
@@ -83,7 +82,7 @@ def harness_ready(system: str, runtime: DockerRuntime, say: Say) -> float:
         cluster.up(topology, runtime, say=say, run_id=run_id)
         return time.monotonic() - started
     finally:
-        with _no_sigint():
+        with no_sigint():
             cluster.down(run_id, runtime)
 
 
@@ -297,26 +296,12 @@ def floor_ready(system: str, image: str, say: Say) -> float:
         (galera_floor if system == "galera" else rabbit_floor)(run, config, timed)
         return time.monotonic() - started
     finally:
-        with _no_sigint():
+        with no_sigint():
             remove_floor()
             shutil.rmtree(config, ignore_errors=True)
 
 
 # -- driver ----------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _no_sigint() -> Iterator[None]:
-    """Let cleanup finish even if Ctrl-C is pressed again (children inherit the ignore)."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
 
 
 def warm_up(image: str) -> None:
@@ -341,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems or args.repeat < 1:
         parser.error(f"--systems takes {','.join(SYSTEMS)} (got {args.systems!r}); --repeat >= 1")
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
 
     def say(text: str) -> None:
         console.print(f"[dim]    {text.strip()}[/dim]")
@@ -374,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]interrupted; cleaning up[/yellow]")
         return 130
     finally:
-        with _no_sigint():
+        with no_sigint():
             remove_floor()
             runtime.remove(runtime.containers(), runtime.networks(), runtime.volumes())  # our namespace only
 

@@ -34,7 +34,6 @@ Toxiproxy.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import secrets
@@ -44,13 +43,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import TypeVar
 
+from _common import no_sigint, terminate
 from rich.console import Console
 from rich.table import Table
 
@@ -355,20 +354,6 @@ def report_parts(parts: list[tuple[str, list[float]]], node: Node) -> None:
 # -- cleanup --------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def no_sigint() -> Iterator[None]:
-    """Let cleanup finish even if Ctrl-C is pressed again (children inherit the ignore)."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def leftovers(runtime: DockerRuntime, namespace: str) -> list[str]:
     """Everything on the engine labelled with our namespace (containers, networks, volumes)."""
     flt = {"label": [f"{L.NAMESPACE}={namespace}"]}
@@ -396,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     # Our own namespace before anything touches the runtime: runs, the reaper and down see only it.
     namespace = f"bench-fault-{secrets.token_hex(3)}"
     os.environ["HARNESS_NAMESPACE"] = namespace
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
 
     def say(text: str) -> None:
         console.print(f"[dim]    {text.strip()}[/dim]")

@@ -20,7 +20,7 @@ from harness.checkers.base import CheckContext, Result, compose
 from harness.errors import InputError
 from harness.faults import partition as shapes
 from harness.faults.link import link_fault_from_dict
-from harness.faults.nemesis import ROLE_TARGETS, Nemesis
+from harness.faults.nemesis import GROUP_TARGETS, ROLE_TARGETS, Nemesis
 from harness.model.durations import parse_duration
 from harness.model.history import EventWriter, HistoryWriter, read_events, read_history
 from harness.model.scenario import Scenario, Step, WorkloadSpec
@@ -66,7 +66,7 @@ def validate_plan(scenario: Scenario, topology: TopologyBase) -> None:
     spec = workload_spec(scenario, topology)
     checker_names(scenario, spec)
     nodes = topology.node_names
-    targets = {*nodes, *ROLE_TARGETS, "all", "random", "minority"}
+    targets = {*nodes, *ROLE_TARGETS, *GROUP_TARGETS}
     for i, step in enumerate(scenario.steps):
         where = f"scenario {scenario.name}: steps[{i}].{step.kind}"
         try:
@@ -89,23 +89,25 @@ def validate_plan(scenario: Scenario, topology: TopologyBase) -> None:
             raise InputError(f"{where}: {exc}") from None
 
 
-def _plan(step: Step, nodes: list[str]) -> shapes.Partition:
+def partition_args(step: Step) -> tuple[str, dict[str, Any]]:
+    """A scenario's ``partition:`` step as a shape name and its keyword parameters."""
     ((key, value),) = step.argument.items()
     if key == "isolate":
-        return shapes.isolate(nodes, nodes[0] if value in ROLE_TARGETS else value)
+        return "isolate", {"node": value}
     if key == "shape":
-        if value in ("halves", "random_halves"):
-            return shapes.halves(nodes)
-        if value == "majorities_ring":
-            return shapes.majorities_ring(nodes)
-        if value == "bridge":
-            return shapes.bridge(nodes)
-        raise InputError(
-            f"shape: unknown shape {value!r}, expected halves, random_halves, majorities_ring, bridge"
-        )
+        if value not in shapes.PARAMETERLESS:
+            raise InputError(f"shape: unknown shape {value!r}, expected {', '.join(shapes.PARAMETERLESS)}")
+        return value, {}
     if key == "groups":
-        return shapes.groups(nodes, value)
-    return shapes.one_way(nodes, value["from"], value["to"])
+        return "groups", {"groups": value}
+    return "one_way", {"src": value["from"], "dst": value["to"]}
+
+
+def _plan(step: Step, nodes: list[str]) -> shapes.Partition:
+    shape, params = partition_args(step)
+    if params.get("node") in ROLE_TARGETS:
+        params["node"] = nodes[0]  # which node a role names is only known on the running cluster
+    return shapes.plan(shape, nodes, **params)
 
 
 def apply_step(nemesis: Nemesis, step: Step, stop: threading.Event) -> None:
@@ -113,15 +115,8 @@ def apply_step(nemesis: Nemesis, step: Step, stop: threading.Event) -> None:
     if kind == "wait":
         stop.wait(parse_duration(arg))  # the scenario's timeline
     elif kind == "partition":
-        ((key, value),) = arg.items()
-        if key == "isolate":
-            nemesis.partition("isolate", node=value)
-        elif key == "shape":
-            nemesis.partition(value)
-        elif key == "groups":
-            nemesis.partition("groups", groups=value)
-        else:
-            nemesis.partition("one_way", src=value["from"], dst=value["to"])
+        shape, params = partition_args(step)
+        nemesis.partition(shape, **params)
     elif kind == "heal":
         if arg == "partition":
             nemesis.heal_partition()

@@ -30,6 +30,7 @@ from harness.runtime.proxies import links_for
 from harness.systems.base import ClusterSystem
 
 ROLE_TARGETS = ("primary", "leader", "writer")
+GROUP_TARGETS = ("all", "random", "minority")
 
 
 class Nemesis:
@@ -92,30 +93,17 @@ class Nemesis:
         if target == "minority":
             return self.rng.sample(self.run.nodes, (len(names) - 1) // 2)
         if target not in names:
-            expected = ", ".join([*names, *ROLE_TARGETS, "all", "random", "minority"])
+            expected = ", ".join([*names, *ROLE_TARGETS, *GROUP_TARGETS])
             raise InputError(f"target: unknown node or role {target!r}, expected one of: {expected}")
         return [self.run.node(target)]
 
     # -- partitions -------------------------------------------------------------------------------
     def plan_partition(self, shape: str, **params: Any) -> shapes.Partition:
         """Validate a shape against this topology (InputError before anything changes)."""
-        nodes = self.run.topology.node_names
         if shape == "isolate":
             (node,) = self.resolve(params.get("node", "primary"))
-            return shapes.isolate(nodes, node.name)
-        if shape == "halves":
-            return shapes.halves(nodes)
-        if shape == "random_halves":
-            return shapes.halves(nodes, self.rng)
-        if shape == "majorities_ring":
-            return shapes.majorities_ring(nodes)
-        if shape == "bridge":
-            return shapes.bridge(nodes)
-        if shape == "groups":
-            return shapes.groups(nodes, params["groups"])
-        if shape == "one_way":
-            return shapes.one_way(nodes, params["src"], params["dst"])
-        raise InputError(f"partition: unknown shape {shape!r}, expected one of: {', '.join(shapes.SHAPES)}")
+            params = {**params, "node": node.name}
+        return shapes.plan(shape, self.run.topology.node_names, rng=self.rng, **params)
 
     def partition(self, shape: str, **params: Any) -> Event:
         plan = self.plan_partition(shape, **params)

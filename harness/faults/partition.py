@@ -102,6 +102,9 @@ def groups(nodes: Sequence[str], spec: Sequence[Sequence[str]]) -> Partition:
     return from_components("groups", nodes, components)
 
 
+_groups = groups  # plan() takes a parameter named `groups`
+
+
 def one_way(nodes: Sequence[str], src: str, dst: str | Sequence[str]) -> Partition:
     """``src`` cannot reach ``dst``; ``dst`` can still send to ``src``."""
     _known(nodes, src, "one_way.from")
@@ -111,3 +114,36 @@ def one_way(nodes: Sequence[str], src: str, dst: str | Sequence[str]) -> Partiti
         if t == src:
             raise InputError("partition: one_way: from and to must differ")
     return Partition("one_way", (frozenset({src}), frozenset(targets)), frozenset((src, t) for t in targets))
+
+
+PARAMETERLESS = ("halves", "random_halves", "majorities_ring", "bridge")
+
+
+def plan(
+    shape: str,
+    nodes: Sequence[str],
+    *,
+    node: str | None = None,
+    groups: Sequence[Sequence[str]] | None = None,
+    src: str | None = None,
+    dst: str | Sequence[str] | None = None,
+    rng: random.Random | None = None,
+) -> Partition:
+    """One partition of ``nodes`` by shape name; InputError for an unknown or impossible shape."""
+    if shape == "isolate" and node is not None:
+        return isolate(nodes, node)
+    if shape == "halves":
+        return halves(nodes)
+    if shape == "random_halves":
+        return halves(nodes, rng or random.Random(0))
+    if shape == "majorities_ring":
+        return majorities_ring(nodes)
+    if shape == "bridge":
+        return bridge(nodes)
+    if shape == "groups" and groups is not None:
+        return _groups(nodes, groups)
+    if shape == "one_way" and src is not None and dst is not None:
+        return one_way(nodes, src, dst)
+    if shape in SHAPES:
+        raise InputError(f"partition: {shape} is missing its parameters")
+    raise InputError(f"partition: unknown shape {shape!r}, expected one of: {', '.join(SHAPES)}")

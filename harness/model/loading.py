@@ -84,12 +84,6 @@ def _field(loc: Sequence[int | str]) -> str:
     return text or "top level"
 
 
-_MESSAGES = {
-    "extra_forbidden": "unknown field, expected one of: {allowed}",
-    "missing": "field required",
-}
-
-
 def format_errors(path: Path, doc: Any, error: ValidationError, model: type[BaseModel]) -> list[str]:
     problems: list[tuple[int, str]] = []
     for item in error.errors(include_url=False):
@@ -98,7 +92,7 @@ def format_errors(path: Path, doc: Any, error: ValidationError, model: type[Base
         where = f"{path}:{line}" if line else str(path)
         message = item["msg"]
         if item["type"] == "extra_forbidden":
-            message = _MESSAGES["extra_forbidden"].format(allowed=_allowed_fields(model, loc[:-1], doc))
+            message = f"unknown field, expected one of: {_allowed_fields(model, loc[:-1], doc)}"
         elif item["type"] == "missing":
             message = "field required"
         elif message.startswith("Value error, "):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from harness.faults import netfilter
+from harness.paths import run_dir
 from harness.runtime.cluster import Node, Run
 from harness.runtime.docker import ContainerSpec, DockerRuntime, Mount
 
@@ -39,9 +40,12 @@ class ClusterSystem(ABC):
         self.run = run
         self.runtime = runtime
         self.topology = run.topology
-        self.config_dir: Path | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
+    def node_dir(self, node: Node) -> Path:
+        """The node's rendered configuration, mounted read-only at ``/etc/harness`` in its container."""
+        return run_dir(self.run.id) / node.name
+
     @abstractmethod
     def render(self, directory: Path) -> None:
         """Write every node's configuration files under ``directory/<node>/``."""

@@ -99,18 +99,12 @@ loose-wsrep_slave_threads=2
 """
 
     def render(self, directory: Path) -> None:
-        self.config_dir = directory
         for node in self.run.nodes:
             target = directory / node.name
             target.mkdir(parents=True, exist_ok=True)
             (target / "galera.cnf").write_text(self.galera_cnf(node))
             (target / "start.sh").write_text(START_SH)
             (target / "init.sql").write_text(INIT_SQL)
-
-    def node_dir(self, node: Node) -> Path:
-        from harness.paths import run_dir
-
-        return run_dir(self.run.id) / node.name
 
     def container_spec(self, node: Node, *, bootstrap: bool = False) -> ContainerSpec:
         flag = self.node_dir(node) / "bootstrap"

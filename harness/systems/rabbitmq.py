@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.model.topology import RabbitTopology
-from harness.paths import run_dir
 from harness.runtime.cluster import Node
 from harness.runtime.docker import ContainerSpec, Mount
 from harness.runtime.wait import wait_until
@@ -77,7 +76,6 @@ log.file = false
         return f"[{{kernel, [{{net_ticktime, {self.topology.settings.net_ticktime}}}]}}].\n"
 
     def render(self, directory: Path) -> None:
-        self.config_dir = directory
         cookie = secrets.token_hex(16)
         for node in self.run.nodes:
             target = directory / node.name
@@ -93,7 +91,7 @@ log.file = false
         return self.base_spec(
             node,
             ["sh", "/etc/harness/start.sh"],
-            [Mount(str(run_dir(self.run.id) / node.name), "/etc/harness")],
+            [Mount(str(self.node_dir(node)), "/etc/harness")],
             env={"RABBITMQ_NODENAME": node_name(node)},
             user="0",
         )

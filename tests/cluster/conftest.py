@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,22 +45,20 @@ def rabbit(runtime: DockerRuntime) -> Iterator[tuple[Run, ClusterSystem]]:
     yield from _cluster(runtime, "rabbitmq-3.yaml")
 
 
-@pytest.fixture
-def galera_nemesis(galera, tmp_path):  # type: ignore[no-untyped-def]
-    """A nemesis on the shared galera-3 run; heals (and waits for health) after every test."""
+def _nemesis(cluster: tuple[Run, ClusterSystem], tmp_path: Path) -> Iterator[Any]:
+    """A nemesis on a shared run; heals (and waits for health) after every test."""
     from harness.faults.nemesis import Nemesis
 
-    _, system = galera
-    nemesis = Nemesis(system, events=tmp_path / "events.jsonl")
+    nemesis = Nemesis(cluster[1], events=tmp_path / "events.jsonl")
     yield nemesis
     nemesis.heal()
 
 
 @pytest.fixture
-def rabbit_nemesis(rabbit, tmp_path):  # type: ignore[no-untyped-def]
-    from harness.faults.nemesis import Nemesis
+def galera_nemesis(galera: tuple[Run, ClusterSystem], tmp_path: Path) -> Iterator[Any]:
+    yield from _nemesis(galera, tmp_path)
 
-    _, system = rabbit
-    nemesis = Nemesis(system, events=tmp_path / "events.jsonl")
-    yield nemesis
-    nemesis.heal()
+
+@pytest.fixture
+def rabbit_nemesis(rabbit: tuple[Run, ClusterSystem], tmp_path: Path) -> Iterator[Any]:
+    yield from _nemesis(rabbit, tmp_path)
