@@ -40,9 +40,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from _common import no_sigint, terminate
 from rich.console import Console
 from rich.table import Table
+
+from harness.runtime.signals import no_interrupts, raise_interrupt
 
 REPO = Path(__file__).resolve().parent.parent
 SYSTEMS = ("galera", "rabbitmq")
@@ -82,7 +83,7 @@ def harness_ready(system: str, runtime: DockerRuntime, say: Say) -> float:
         cluster.up(topology, runtime, say=say, run_id=run_id)
         return time.monotonic() - started
     finally:
-        with no_sigint():
+        with no_interrupts():
             cluster.down(run_id, runtime)
 
 
@@ -296,7 +297,7 @@ def floor_ready(system: str, image: str, say: Say) -> float:
         (galera_floor if system == "galera" else rabbit_floor)(run, config, timed)
         return time.monotonic() - started
     finally:
-        with no_sigint():
+        with no_interrupts():
             remove_floor()
             shutil.rmtree(config, ignore_errors=True)
 
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems or args.repeat < 1:
         parser.error(f"--systems takes {','.join(SYSTEMS)} (got {args.systems!r}); --repeat >= 1")
-    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGTERM, raise_interrupt)
 
     def say(text: str) -> None:
         console.print(f"[dim]    {text.strip()}[/dim]")
@@ -359,9 +360,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]interrupted; cleaning up[/yellow]")
         return 130
     finally:
-        with no_sigint():
+        with no_interrupts():
             remove_floor()
-            runtime.remove(runtime.containers(), runtime.networks(), runtime.volumes())  # our namespace only
+            runtime.remove_run(None)  # our namespace only
 
     table = Table(
         title=f"3-node cluster ready time, median of {args.repeat}",

@@ -49,7 +49,6 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-from _common import no_sigint, terminate
 from rich.console import Console
 from rich.table import Table
 
@@ -60,6 +59,7 @@ from harness.model.topology import load_topology
 from harness.runtime import labels as L
 from harness.runtime.cluster import Node, down, new_run_id, system_for, up
 from harness.runtime.docker import DockerRuntime
+from harness.runtime.signals import no_interrupts, raise_interrupt
 from harness.systems.base import ClusterSystem
 
 REPO = Path(__file__).resolve().parent.parent
@@ -277,12 +277,13 @@ def bench_iptables_parts(runtime: DockerRuntime, node: Node, reps: int) -> list[
     spawn_ms: list[float] = []
     restore_ms: list[float] = []
     empty = netfilter.ruleset([])
+    tool = netfilter.host_tool("iptables-restore")
     for _ in range(reps):
         ms, pid = timed(lambda: runtime.pid(node.container))
         inspect_ms.append(ms)
         argv = ["nsenter", "-t", str(pid), "-n"]
         spawn = partial(subprocess.run, [*argv, "true"], check=True)
-        restore = partial(subprocess.run, [*argv, "iptables-restore", "-w", "5"], input=empty, text=True,
+        restore = partial(subprocess.run, [*argv, tool, "-w", "5"], input=empty, text=True,
                           check=True, capture_output=True)  # fmt: skip
         ms, _ = timed(spawn)
         spawn_ms.append(ms)
@@ -291,7 +292,7 @@ def bench_iptables_parts(runtime: DockerRuntime, node: Node, reps: int) -> list[
     return [
         ("docker inspect (pid lookup)", inspect_ms),
         ("nsenter -n true (spawn only)", spawn_ms),
-        ("nsenter -n iptables-restore (empty table)", restore_ms),
+        (f"nsenter -n {tool} (empty table)", restore_ms),
     ]
 
 
@@ -381,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     # Our own namespace before anything touches the runtime: runs, the reaper and down see only it.
     namespace = f"bench-fault-{secrets.token_hex(3)}"
     os.environ["HARNESS_NAMESPACE"] = namespace
-    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGTERM, raise_interrupt)
 
     def say(text: str) -> None:
         console.print(f"[dim]    {text.strip()}[/dim]")
@@ -426,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]interrupted; healing and removing the cluster[/yellow]")
         code = 130
     finally:
-        with no_sigint():
+        with no_interrupts():
             if nemesis is not None:
                 try:
                     nemesis.heal(wait=False)

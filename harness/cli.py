@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness.errors import HarnessError, InfraError, InputError
+from harness.runtime.signals import raise_interrupt
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_UNKNOWN, EXIT_INFRA, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -89,7 +90,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         ids = sorted(run_ids(runtime))
         for run_id in ids:
             say(f"removed run {run_id} ({down(run_id, runtime)} resources)")
-        leftovers = runtime.remove(runtime.containers(), runtime.networks(), runtime.volumes())
+        leftovers = runtime.remove_run(None)
         if leftovers:
             say(f"removed {leftovers} more labelled resource(s)")
         if not ids and not leftovers:
@@ -125,7 +126,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = run_scenario(topology, scenario, runtime=_runtime(), reports=Path(args.reports),
                            keep=args.keep, seed=args.seed, say=say)  # fmt: skip
     console.print(result_table(f"{scenario.name} on {topology.name} — run {outcome.run_id}", outcome.result))
-    console.print(f"report: {outcome.report_dir}/ (result.json, history.jsonl, events.jsonl, logs/)")
+    console.print(
+        f"report: {outcome.report_dir}/ (result.json, history.jsonl, events.jsonl, samples.jsonl, logs/)"
+    )
     return _exit_for(outcome.result.valid)
 
 
@@ -133,9 +136,34 @@ def cmd_check(args: argparse.Namespace) -> int:
     from harness.report.console import console, result_table
     from harness.runner import check_report
 
-    result = check_report(Path(args.report), write=False)
-    console.print(result_table(f"re-checked {args.report}", result))
+    report = _report_dir(args.report)
+    result = check_report(report, write=False)
+    console.print(result_table(f"re-checked {report}", result))
     return _exit_for(result.valid)
+
+
+def _report_dir(name: str) -> Path:
+    """A run's report directory: the path itself, or ``reports/<run-id>``."""
+    for candidate in (Path(name), Path("reports") / name):
+        if (candidate / "history.jsonl").is_file():
+            return candidate
+    raise InputError(f"{name}: no report there (expected a directory with history.jsonl, or a run id "
+                     "under reports/)")  # fmt: skip
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from harness.model.history import read_history, write_edn
+    from harness.report.console import say
+
+    report = _report_dir(args.report)
+    history = read_history(report / "history.jsonl")
+    if args.output == "-":
+        write_edn(history, sys.stdout)
+        return EXIT_OK
+    target = Path(args.output) if args.output else report / "history.edn"
+    write_edn(history, target)
+    say(f"wrote {len(history)} ops to {target} (Jepsen EDN: one op map per line, for Elle and Knossos)")
+    return EXIT_OK
 
 
 def _nemesis(run_id: str) -> Any:
@@ -235,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("down", cmd_down, "remove a run (or --all runs) and everything it created")
     p.add_argument("run", nargs="?", metavar="RUN")
     p.add_argument("--all", action="store_true", help="every resource carrying the harness's labels")
+    p = add("export", cmd_export, "export a stored run's history (Jepsen's EDN, for Elle and Knossos)")
+    p.add_argument("report", metavar="RUN", help="report directory or run id (reports/<run-id>)")
+    p.add_argument("--edn", action="store_true", required=True, help="EDN history (the only format for now)")
+    p.add_argument(
+        "-o", "--output", metavar="FILE", help="where to write (default RUN/history.edn; - for stdout)"
+    )
     images = sub.add_parser("images", help="node images", description="node images")
     images_sub = images.add_subparsers(dest="images_command", required=True, parser_class=_Parser)
     p = images_sub.add_parser("build", help="build the node image unless its recipe's tag exists")
@@ -248,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="leave the cluster up afterwards")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (replayable)")
     p = add("check", cmd_check, "re-run the checkers on a stored run directory (no cluster)")
-    p.add_argument("report", metavar="REPORT_DIR")
+    p.add_argument("report", metavar="RUN", help="report directory or run id (reports/<run-id>)")
     p = add("fault", cmd_fault, "inject one fault into a running run (by hand, for exploring)")
     p.add_argument("run", metavar="RUN")
     faults = p.add_subparsers(dest="fault", required=True, parser_class=_Parser)
@@ -282,15 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from harness.report.console import error
 
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         return int(args.func(args))
     except InputError as exc:

@@ -2,7 +2,7 @@
 
 Both front doors (``harness run`` and the pytest plugin) call :func:`run_scenario`.
 Layout of ``reports/<run-id>/``: ``topology.json``, ``scenario.json``, ``history.jsonl``,
-``events.jsonl``, ``checksums.json``, ``logs/<node>.log``, ``result.json``.
+``events.jsonl``, ``samples.jsonl`` (probes), ``checksums.json``, ``logs/<node>.log``, ``result.json``.
 """
 
 from __future__ import annotations
@@ -22,11 +22,20 @@ from harness.faults import partition as shapes
 from harness.faults.link import link_fault_from_dict
 from harness.faults.nemesis import GROUP_TARGETS, ROLE_TARGETS, Nemesis
 from harness.model.durations import parse_duration
-from harness.model.history import EventWriter, HistoryWriter, read_events, read_history
+from harness.model.history import (
+    EventWriter,
+    HistoryWriter,
+    SampleWriter,
+    read_events,
+    read_history,
+    read_samples,
+)
 from harness.model.scenario import Scenario, Step, WorkloadSpec
 from harness.model.topology import TopologyBase
+from harness.probes import probe_checkers, probes_for
 from harness.runtime.cluster import down, run_clock, system_for, up
 from harness.runtime.docker import DockerRuntime
+from harness.systems import SYSTEMS
 from harness.workloads import workload_class
 
 Say = Callable[[str], None]
@@ -52,8 +61,11 @@ def workload_spec(scenario: Scenario, topology: TopologyBase) -> WorkloadSpec:
     return spec
 
 
-def checker_names(scenario: Scenario, spec: WorkloadSpec) -> list[str]:
-    names = list(scenario.checks) or list(workload_class(spec.type).checkers)
+def checker_names(scenario: Scenario, spec: WorkloadSpec, system: str) -> list[str]:
+    """The workload's checkers, those of the system's probes, and any more the scenario's ``checks`` name
+    (``checks`` maps a checker to its options)."""
+    defaults = [*workload_class(spec.type).checkers, *probe_checkers(system)]
+    names = defaults + [n for n in scenario.checks if n not in defaults]
     unknown = [n for n in names if n not in CHECKERS]
     if unknown:
         raise InputError(f"scenario {scenario.name}: checks: unknown checker(s) {', '.join(unknown)}, "
@@ -64,13 +76,14 @@ def checker_names(scenario: Scenario, spec: WorkloadSpec) -> list[str]:
 def validate_plan(scenario: Scenario, topology: TopologyBase) -> None:
     """Every step must be possible on this topology: checked before any container starts."""
     spec = workload_spec(scenario, topology)
-    checker_names(scenario, spec)
+    checker_names(scenario, spec, topology.system)  # type: ignore[attr-defined]
     nodes = topology.node_names
     targets = {*nodes, *ROLE_TARGETS, *GROUP_TARGETS}
     for i, step in enumerate(scenario.steps):
         where = f"scenario {scenario.name}: steps[{i}].{step.kind}"
         try:
             if step.kind == "partition":
+                SYSTEMS[topology.system].check_partitionable()  # type: ignore[attr-defined]
                 _plan(step, nodes)
             elif step.kind == "link":
                 arg = dict(step.argument)
@@ -166,6 +179,8 @@ def run_scenario(
         stop = threading.Event()
         say(f"workload {spec.type}: {spec.clients} clients, {spec.rate:g} ops/s; "
             f"timeline of {len(scenario.steps)} steps, about {scenario.duration_s:.0f}s")  # fmt: skip
+        samples = SampleWriter(out / "samples.jsonl", clock)
+        probes = probes_for(system, samples).start()
         threads = workload.run(history, stop)
         try:
             stop.wait(scenario.settle)
@@ -178,6 +193,8 @@ def run_scenario(
             stop.set()
             for thread in threads:
                 thread.join(timeout=spec.timeout * 3 + 5)
+            probes.stop()
+            samples.close()
         say("final reads")
         workload.final_read(history)
         checksums = workload.checksums() if hasattr(workload, "checksums") else None
@@ -194,9 +211,12 @@ def run_scenario(
 
 
 def _save_logs(system: Any, directory: Path) -> None:
+    """Every container of the run: nodes (``n1.log``) and helpers (``toxiproxy.log``, ``monitor.log``…)."""
     directory.mkdir(parents=True, exist_ok=True)
-    for node in system.run.nodes:
-        (directory / f"{node.name}.log").write_text(system.runtime.logs(node.container, tail=2000))
+    prefix = f"hh-{system.run.id}-"
+    for container in system.runtime.containers(system.run.id):
+        name = container.name.removeprefix(prefix)
+        (directory / f"{name}.log").write_text(system.runtime.logs(container.name, tail=2000))
 
 
 def check_report(out: Path, *, write: bool = True) -> Result:
@@ -206,11 +226,13 @@ def check_report(out: Path, *, write: bool = True) -> Result:
     scenario = Scenario.model_validate_json((out / "scenario.json").read_text())
     topology_doc = json.loads((out / "topology.json").read_text())
     spec = scenario.workload[topology_doc["system"]]
-    names = checker_names(scenario, spec)
+    names = checker_names(scenario, spec, topology_doc["system"])
+    samples_path = out / "samples.jsonl"
     checksums_path = out / "checksums.json"
     ctx = CheckContext(
         events=tuple(read_events(out / "events.jsonl")) if (out / "events.jsonl").exists() else (),
         checksums=json.loads(checksums_path.read_text()) if checksums_path.exists() else None,
+        samples=tuple(read_samples(samples_path)) if samples_path.exists() else (),
         options=scenario.checks,
     )
     result = compose({name: CHECKERS[name] for name in names})(read_history(out / "history.jsonl"), ctx)

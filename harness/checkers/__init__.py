@@ -19,6 +19,7 @@ from harness.checkers.base import (
     compose,
     merge_valid,
 )
+from harness.checkers.counter import check_counter
 from harness.checkers.divergence import check_divergence
 from harness.checkers.lag import check_lag
 from harness.checkers.loss import check_set
@@ -34,6 +35,7 @@ __all__ = [
     "build",
     "check_availability",
     "check_bank",
+    "check_counter",
     "check_divergence",
     "check_lag",
     "check_queue",
@@ -48,6 +50,7 @@ CHECKERS: Mapping[str, Checker] = {
     "set": check_set,
     "queue": check_queue,
     "bank": check_bank,
+    "counter": check_counter,
     "availability": check_availability,
     "lag": check_lag,
     "divergence": check_divergence,

@@ -4,7 +4,11 @@ Definitions (time in bins of ``bin_ms``, default 100 ms, aligned to run start):
 
 * A *write* is an op whose f is in ``write_fs`` (default add, enqueue, transfer, write). It is *pending*
   from its invoke to its completion; one never completed is pending until the last write activity.
-* A bin is *offered* when some write was pending during it (bins where nobody tried to write don't count).
+* A bin is *offered* when some write was pending during it (bins where nobody tried to write don't count),
+  or some *demand* op was: an op whose f is in ``demand_fs`` (default ``connect``). A client that cannot
+  even connect wants to write, so its reconnect attempts make the bins they span offered — a failover
+  spent reconnecting is an outage, not idle time — but a demand op never makes a bin available, and its
+  ``fail``/``info`` completions count for ``time_to_detect``.
 * A bin is *available* when some write completed ``ok`` in it, or a write invoked in it completed ``ok``
   within one bin length (so a normal write straddling a bin edge doesn't make the first bin look down).
 * *Unavailable* = offered and not available.
@@ -25,7 +29,7 @@ if there is none; ``in_window`` says whether the fault was still in effect then)
   while the fault was still in effect); ``time_to_recover_ns`` is measured from the event end for "heal"
   and from the event start for "failover". Both are None when the service never recovered.
 
-Options (``ctx.options["availability"]``): ``write_fs``, ``bin_ms`` (100), ``max_outage_s`` (None: the
+Options (``ctx.options["availability"]``): ``write_fs``, ``demand_fs``, ``bin_ms`` (100), ``max_outage_s`` (None: the
 longest outage is a figure, not a verdict), ``min_availability`` (None), ``max_outages`` (listed, 100).
 
 Verdict: unknown when there were no writes; False when a threshold option is exceeded; else True.
@@ -45,6 +49,7 @@ from harness.model.history import FAIL, INFO, INVOKE, OK, Event, History
 __all__ = ["DEFAULT_WRITE_FS", "check_availability"]
 
 DEFAULT_WRITE_FS = ("add", "enqueue", "transfer", "write")
+DEFAULT_DEMAND_FS = ("connect",)
 _MAX_BINS = 50_000_000  # 58 days of 100 ms bins
 
 
@@ -61,17 +66,20 @@ def _runs(states: np.ndarray) -> list[tuple[int, int, int]]:
 class _Grid:
     """Per-node offered/available bins."""
 
-    def __init__(self, history: History, write_fs: Sequence[str], bin_ns: int) -> None:
+    def __init__(
+        self, history: History, write_fs: Sequence[str], bin_ns: int, demand_fs: Sequence[str] = ()
+    ) -> None:
         h = history
         self.bin_ns = bin_ns
         wm = h.mask(write_fs)
-        inv = np.flatnonzero(wm & (h.type == INVOKE))
-        comp = np.flatnonzero(wm & (h.type != INVOKE))
-        self.inv, self.comp = inv, comp
-        times = h.time[wm]
-        self.empty = len(times) == 0
+        dm = h.mask(tuple(write_fs) + tuple(demand_fs))  # writes and demand: what makes a bin offered
+        inv = np.flatnonzero(dm & (h.type == INVOKE))
+        comp = np.flatnonzero(dm & (h.type != INVOKE))
+        self.inv, self.comp = inv[wm[inv]], comp[wm[comp]]  # the writes alone, for the figures
+        self.empty = len(self.inv) + len(self.comp) == 0
         if self.empty:
             return
+        times = h.time[dm]
         t_end = int(times.max())
         self.b0 = int(times.min()) // bin_ns
         nb = t_end // bin_ns - self.b0 + 1
@@ -108,9 +116,10 @@ class _Grid:
         self.offered: np.ndarray = np.cumsum(diff.reshape(k, width), axis=1)[:, :nb] > 0
 
         # available: ok completion bins, plus the invoke bin of a fast ok
-        ok = comp[h.type[comp] == OK]
+        ok_mask = (h.type[comp] == OK) & wm[comp]  # only a write makes a bin available
+        ok = comp[ok_mask]
         ok_inv = h.invoke_of[ok]
-        ok_node = lookup[comp_node[h.type[comp] == OK] + 1]
+        ok_node = lookup[comp_node[ok_mask] + 1]
         t_ok = h.time[ok]
         fast = (ok_inv >= 0) & (t_ok - h.time[np.maximum(ok_inv, 0)] <= bin_ns)
         a_idx = np.concatenate((ok_node * nb + b(t_ok), ok_node[fast] * nb + b(h.time[ok_inv[fast]])))
@@ -151,16 +160,18 @@ def _timeline(offered: np.ndarray, available: np.ndarray, g: _Grid) -> list[list
 def check_availability(history: History, ctx: CheckContext) -> Result:
     o = ctx.opts("availability")
     write_fs = tuple(o.get("write_fs", DEFAULT_WRITE_FS))
+    demand_fs = tuple(f for f in o.get("demand_fs", DEFAULT_DEMAND_FS) if f not in write_fs)
     bin_ns = round(float(o.get("bin_ms", 100)) * 1_000_000)
     if bin_ns <= 0:
         raise ValueError("bin_ms must be > 0")
     max_outages = int(o.get("max_outages", 100))
     events = ctx.sorted_events()
 
-    g = _Grid(history, write_fs, bin_ns)
+    g = _Grid(history, write_fs, bin_ns, demand_fs)
     ctype = history.type[g.comp]
     figures: dict[str, Any] = {
         "write_fs": list(write_fs),
+        "demand_fs": list(demand_fs),
         "bin_ms": bin_ns / 1e6,
         "writes": len(g.inv),
         "writes_ok": int((ctype == OK).sum()),

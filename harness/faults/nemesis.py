@@ -26,7 +26,6 @@ from harness.model.history import Event, EventWriter
 from harness.runtime.cluster import Node, Run
 from harness.runtime.docker import DockerRuntime
 from harness.runtime.proxies import client as toxiproxy_client
-from harness.runtime.proxies import links_for
 from harness.systems.base import ClusterSystem
 
 ROLE_TARGETS = ("primary", "leader", "writer")
@@ -55,7 +54,7 @@ class Nemesis:
         self.open: dict[str, Event] = {}  # id -> event in effect
         self._partition: Event | None = None
         self._links: list[tuple[AppliedLinkFault, Event]] = []
-        proxies = {link.name: link.name for link in links_for(self.run, system.services)}
+        proxies = {link.name: link.name for link in system.links()}
         first = next(iter(system.services))
         proxies.update({n.name: f"{n.name}-{first}" for n in self.run.nodes})  # a node's main link
         self.link_faults = LinkFaults(toxiproxy_client(self.run), proxies)
@@ -106,6 +105,7 @@ class Nemesis:
         return shapes.plan(shape, self.run.topology.node_names, rng=self.rng, **params)
 
     def partition(self, shape: str, **params: Any) -> Event:
+        self.system.check_partitionable()
         plan = self.plan_partition(shape, **params)
         if self._partition is not None:
             self._end(self._partition)
@@ -117,7 +117,8 @@ class Nemesis:
 
         self._parallel(one, self.run.nodes)
         detail = {"shape": plan.shape, "components": [sorted(c) for c in plan.components],
-                  "cuts": sorted(list(c) for c in plan.cuts), "how": how}  # fmt: skip
+                  "cuts": sorted(list(c) for c in plan.cuts), "how": how,
+                  "backend": netfilter.backend() if how == "nsenter" else "image"}  # fmt: skip
         self._partition = self._start("partition", f"iptables({how})", plan.describe(), detail)
         return self._partition
 
@@ -214,6 +215,7 @@ class Nemesis:
         for ev in list(self.open.values()):
             ended.append(self._end(ev))
         if wait:
+            self.system.after_heal(self.say)  # e.g. RabbitMQ under `ignore`: restart the losing side
             self.system.wait_healthy(self.run.topology.timeouts.heal)
         return ended
 

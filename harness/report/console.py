@@ -60,6 +60,19 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _flat(figures: dict[str, object]) -> dict[str, object]:
+    """Scalar figures, and those one level down in a dict of scalars (``overall.p99``)."""
+    out: dict[str, object] = {}
+    for key, value in figures.items():
+        if isinstance(value, int | float | str | bool):
+            out[key] = value
+        elif isinstance(value, dict) and all(
+            isinstance(v, int | float | str | bool | None) for v in value.values()
+        ):
+            out.update({f"{key}.{k}": v for k, v in value.items() if v is not None})
+    return out
+
+
 def result_table(title: str, result: object) -> Table:
     """One row per checker: verdict and its scalar figures."""
     table = Table(title=title, title_justify="left")
@@ -72,7 +85,7 @@ def result_table(title: str, result: object) -> Table:
             valid, "[yellow]unknown[/yellow]"
         )
         figures = child.figures or {}
-        scalars = [f"{k}={_short(v)}" for k, v in figures.items() if isinstance(v, int | float | str | bool)]
+        scalars = [f"{k}={_short(v)}" for k, v in _flat(figures).items()]
         if child.error:
             scalars.insert(0, f"error={_short(child.error)}")
         table.add_row(name, verdict, ", ".join(scalars[:10]))

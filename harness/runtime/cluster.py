@@ -24,6 +24,7 @@ from harness.paths import run_dir
 from harness.runtime import labels as L
 from harness.runtime.docker import DockerRuntime
 from harness.runtime.images import ensure_node_image
+from harness.runtime.signals import no_interrupts
 
 if TYPE_CHECKING:
     from harness.systems.base import ClusterSystem
@@ -128,8 +129,11 @@ def up(
         if hand_over:
             runtime.create_volume(f"hh-{run.id}-up", run.labels("marker", **{L.STATE: "up"}))
     except BaseException:
-        with contextlib.suppress(Exception):
-            down(run_id, runtime)
+        with no_interrupts():
+            try:
+                down(run_id, runtime)
+            except Exception as exc:  # the original error matters more; say what is left
+                say(f"cleanup of run {run_id} failed: {exc}; `harness down --all` retries it")
         raise
     return run
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tarfile
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -186,7 +187,9 @@ class DockerRuntime:
 
     # -- labelled resources -----------------------------------------------------------------------
     def containers(self, run_id: str | None = None) -> list[Container]:
-        return list(self.client.containers.list(all=True, filters={"label": _labels(run_id)}))
+        return list(
+            self.client.containers.list(all=True, filters={"label": _labels(run_id)}, ignore_removed=True)
+        )
 
     def networks(self, run_id: str | None = None) -> list[Any]:
         return list(self.client.networks.list(filters={"label": _labels(run_id)}))
@@ -197,32 +200,58 @@ class DockerRuntime:
     def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
         self.client.volumes.create(name=name, labels=dict(labels))
 
-    def remove_run(self, run_id: str) -> int:
-        """Remove every container, network and volume of a run; returns how many were removed."""
-        return self.remove(self.containers(run_id), self.networks(run_id), self.volumes(run_id))
+    def remove_run(self, run_id: str | None = None, *, timeout: float = 60.0) -> int:
+        """Remove every container, network and volume of a run (all runs: ``None``); returns the count.
 
-    def remove(self, containers: Iterable[Container], networks: Iterable[Any], volumes: Iterable[Any]) -> int:
+        Removal goes round again until nothing with the labels is left: a container whose start was in
+        flight when Ctrl-C came may refuse removal for a moment or appear after the first listing, and
+        a network cannot go while a container is still attached to it.
+        """
+        deadline = time.monotonic() + timeout
         count = 0
+        while True:
+            found = self.containers(run_id), self.networks(run_id), self.volumes(run_id)
+            if not any(found):
+                return count
+            removed, errors = self.remove(*found)
+            count += removed
+            if time.monotonic() >= deadline:
+                left = [c.name for c in found[0]] + [n.name for n in found[1]] + [v.name for v in found[2]]
+                raise InfraError(f"could not remove {', '.join(left)}: {'; '.join(errors) or 'still there'}")
+            if errors:
+                time.sleep(0.2)  # back off before the next round; the loop itself checks what is left
+
+    def remove(
+        self, containers: Iterable[Container], networks: Iterable[Any], volumes: Iterable[Any]
+    ) -> tuple[int, list[str]]:
+        """One removal pass; returns (how many were removed, errors met) and never stops half-way."""
+        count, errors = 0, []
         containers = list(containers)
         if containers:
             with ThreadPoolExecutor(max_workers=8) as pool:
-                for removed in pool.map(self._remove_container, containers):
+                for removed, error in pool.map(self._remove_container, containers):
                     count += removed
-        for net in networks:
-            with contextlib.suppress(docker.errors.NotFound):
-                net.remove()
+                    errors += [error] if error else []
+        removals = [(n.name, n.remove) for n in networks]
+        removals += [(v.name, lambda v=v: v.remove(force=True)) for v in volumes]
+        for name, remove in removals:
+            try:
+                remove()
                 count += 1
-        for volume in volumes:
-            with contextlib.suppress(docker.errors.NotFound):
-                volume.remove(force=True)
-                count += 1
-        return count
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                errors.append(f"{name}: {exc.explanation or exc}")
+        return count, errors
 
-    def _remove_container(self, container: Container) -> int:
-        with contextlib.suppress(docker.errors.NotFound):
+    def _remove_container(self, container: Container) -> tuple[int, str | None]:
+        try:
             if container.status == "paused":
                 with contextlib.suppress(docker.errors.APIError):
                     container.unpause()
             container.remove(force=True, v=True)
-            return 1
-        return 0
+            return 1, None
+        except docker.errors.NotFound:
+            return 0, None
+        except docker.errors.APIError as exc:
+            return 0, f"{container.name}: {exc.explanation or exc}"

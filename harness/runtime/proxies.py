@@ -2,12 +2,14 @@
 
 Every client → node link goes through its own proxy, one per node and service port; workloads get the
 proxied endpoints. Proxy ``<node>-<service>`` listens on ``10000 + 1000*K + (port % 1000)`` for node nK
-(n1's MySQL: 11306, n2's AMQP: 12672).
+(n1's MySQL: 11306, n2's AMQP: 12672). A system may declare further client–server links of its own
+(``ClusterSystem.links()``, e.g. a MySQL replica's connection to its source) and create them with
+:func:`create_links` once the server runs; the nemesis can then fault them by name like any other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from harness.errors import InfraError
@@ -76,8 +78,14 @@ def start_toxiproxy(run: Run, runtime: DockerRuntime, services: Mapping[str, int
     links = links_for(run, services)
     with client(run) as api:
         api.wait_ready(15.0)
-        api.populate([Proxy(link.name, f"0.0.0.0:{link.listen_port}", link.upstream) for link in links])
+    create_links(run, links)
     return links
+
+
+def create_links(run: Run, links: Sequence[Link]) -> None:
+    """Create (or replace) the proxies of ``links`` on the run's Toxiproxy server."""
+    with client(run) as api:
+        api.populate([Proxy(link.name, f"0.0.0.0:{link.listen_port}", link.upstream) for link in links])
 
 
 def endpoint(run: Run, node: Node, service: str, services: Mapping[str, int]) -> tuple[str, int]:

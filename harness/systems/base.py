@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
+from harness.errors import InputError
 from harness.faults import netfilter
 from harness.paths import run_dir
 from harness.runtime.cluster import Node, Run
 from harness.runtime.docker import ContainerSpec, DockerRuntime, Mount
+
+if TYPE_CHECKING:
+    from harness.runtime.proxies import Link
 
 Say = Callable[[str], None]
 
@@ -35,6 +40,8 @@ class ClusterSystem(ABC):
     name: ClassVar[str]
     client_port: ClassVar[int]
     services: ClassVar[dict[str, int]]  # client-facing service → port; each gets a proxy per node
+    # The node-to-node mesh that iptables partitions cut (None: every link is a Toxiproxy link instead)
+    peer_mesh: ClassVar[str | None] = None
 
     def __init__(self, run: Run, runtime: DockerRuntime) -> None:
         self.run = run
@@ -72,6 +79,19 @@ class ClusterSystem(ABC):
 
         return endpoint(self.run, node, service or next(iter(self.services)), self.services)
 
+    def links(self) -> list[Link]:
+        """Every proxied client–server link of the run: one per node and service, plus any the system
+        adds (and creates itself in ``bootstrap``), so that link faults can name them."""
+        from harness.runtime.proxies import links_for
+
+        return links_for(self.run, self.services)
+
+    @contextlib.contextmanager
+    def node_endpoints(self) -> Iterator[None]:
+        """Within this block ``endpoint(node)`` is the node's own proxied link even where clients normally
+        enter through a front of the system (MMM's writer frontend): for per-node reads and checksums."""
+        yield
+
     def primary(self) -> Node:
         """The node a "primary"/"leader"/"writer" target means; systems refine this."""
         return self.run.nodes[0]
@@ -80,6 +100,22 @@ class ClusterSystem(ABC):
         """Start stopped or killed nodes again; they rejoin the cluster on their own."""
         with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
             list(pool.map(lambda n: self.runtime.start(n.container), nodes))
+
+    def after_heal(self, say: Say) -> None:
+        """Called once the network and processes are restored, before ``wait_healthy``.
+
+        For systems that do not merge again by themselves after a partition (RabbitMQ with
+        ``partition_handling: ignore``): do what an operator would, within ``timeouts.heal``. The default
+        does nothing; a system that heals itself needs nothing here either.
+        """
+        return None
+
+    @classmethod
+    def check_partitionable(cls) -> None:
+        """Refuse a partition on a system whose nodes talk only through proxied links."""
+        if cls.peer_mesh is None:
+            raise InputError(f"partition: {cls.name} has no peer mesh to cut (its links all go through "
+                             "Toxiproxy); cut a link instead, e.g. link: {target: n2-repl, kind: down}")  # fmt: skip
 
     def wait_healthy(self, timeout: float) -> None:
         """Wait until every node reports healthy (the state ``bootstrap`` reached)."""

@@ -59,6 +59,7 @@ class GaleraCluster(ClusterSystem):
     name = "galera"
     client_port = 3306
     services: ClassVar[dict[str, int]] = {"mysql": 3306}
+    peer_mesh: ClassVar[str | None] = "Galera gcomm (port 4567)"
     topology: GaleraTopology
 
     def galera_cnf(self, node: Node) -> str:

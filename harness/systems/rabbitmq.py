@@ -2,6 +2,12 @@
 
 Every node gets the same Erlang cookie; n1 (the seed) starts first listing only itself, the others
 start together and discover it. Partition handling and queue type come from the topology.
+
+Partitions: when nodes that each saw the other go down reconnect, Mnesia reports an inconsistent
+database and every node lists the peers it was partitioned from in ``cluster_status`` → ``partitions``
+(each node reports only for the nodes of its own side). ``pause_minority`` mostly avoids that (the
+minority stops itself); ``autoheal`` restarts the losing side by itself once the network is back;
+``ignore`` stays split until an operator restarts the losing side: ``recover_partitions``.
 """
 
 from __future__ import annotations
@@ -9,9 +15,13 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.errors import InfraError
 from harness.model.topology import RabbitTopology
 from harness.runtime.cluster import Node
 from harness.runtime.docker import ContainerSpec, Mount
@@ -40,10 +50,50 @@ def node_name(node: Node) -> str:
     return f"rabbit@{node.name}"
 
 
+def short(name: str) -> str:
+    """``rabbit@n3`` → ``n3``."""
+    return name.rpartition("@")[2]
+
+
+@dataclass(frozen=True)
+class Membership:
+    """What one node's ``cluster_status`` says, with short node names (``n1``)."""
+
+    node: str
+    running: frozenset[str]
+    # reporting node → the peers it has seen partitioned away; only the reporter's own side reports
+    partitions: Mapping[str, frozenset[str]]
+
+
+def merge_partitions(views: Mapping[str, Membership | None]) -> dict[str, frozenset[str]]:
+    """Every node's partition report, whichever side's ``cluster_status`` carried it."""
+    merged: dict[str, frozenset[str]] = {}
+    for view in views.values():
+        for reporter, peers in (view.partitions if view else {}).items():
+            merged[reporter] = merged.get(reporter, frozenset()) | peers
+    return merged
+
+
+def losing_side(views: Mapping[str, Membership | None], order: list[str]) -> list[str]:
+    """The nodes to restart after a partition under ``ignore``, as RabbitMQ's docs advise operators.
+
+    The side that stays is the largest set of running nodes any node reports (on a tie: the one with the
+    node first in topology order, i.e. n1's side). Every other node that answers is on a losing side and
+    gets its rabbit app restarted, which makes it resync from the winners. A node that does not answer
+    (still starting, say) is left alone: it joins whoever runs once it is up.
+    """
+    sides = {v.running for v in views.values() if v is not None and v.node in v.running}
+    if not sides:
+        return []
+    winner = min(sides, key=lambda side: (-len(side), min(order.index(n) for n in side)))
+    return [n for n in order if n not in winner and views.get(n) is not None]
+
+
 class RabbitCluster(ClusterSystem):
     name = "rabbitmq"
     client_port = 5672
     services: ClassVar[dict[str, int]] = {"amqp": 5672}
+    peer_mesh: ClassVar[str | None] = "Erlang distribution (ports 4369, 25672)"
     topology: RabbitTopology
 
     def rabbitmq_conf(self, node: Node) -> str:
@@ -82,7 +132,8 @@ log.file = false
             target.mkdir(parents=True, exist_ok=True)
             (target / "rabbitmq.conf").write_text(self.rabbitmq_conf(node))
             (target / "advanced.config").write_text(self.advanced_config())
-            (target / "enabled_plugins").write_text("[].\n")
+            # the management plugin: the probe reads its HTTP API (rabbitmqctl costs a CPU-second a call)
+            (target / "enabled_plugins").write_text("[rabbitmq_management].\n")
             (target / "rabbitmq-env.conf").write_text(f"NODENAME={node_name(node)}\n")
             (target / "erlang.cookie").write_text(cookie)
             (target / "start.sh").write_text(START_SH)
@@ -119,6 +170,93 @@ log.file = false
                                f"{result.output.strip()[-200:]}")  # fmt: skip
         text = result.output
         return dict(json.loads(text[text.index("{") :]))
+
+    def membership(self, node: Node, *, timeout: float = 10.0) -> Membership:
+        """``node``'s running nodes and partition report (raises when it does not answer)."""
+        status = self.cluster_status(node, timeout=timeout)
+        partitions = {short(k): frozenset(map(short, v)) for k, v in (status.get("partitions") or {}).items()}
+        return Membership(node.name, frozenset(map(short, status.get("running_nodes", []))),
+                          {k: v for k, v in partitions.items() if v})  # fmt: skip
+
+    def memberships(self, *, timeout: float = 10.0) -> dict[str, Membership | None]:
+        """Every node's view, asked in parallel; None for a node that is down or does not answer."""
+
+        def one(node: Node) -> Membership | None:
+            if self.container_state(node) != "running":
+                return None
+            try:
+                return self.membership(node, timeout=timeout)
+            except Exception:
+                return None
+
+        with ThreadPoolExecutor(max_workers=len(self.run.nodes)) as pool:
+            return dict(zip(self.topology.node_names, pool.map(one, self.run.nodes), strict=True))
+
+    def partitions(self) -> dict[str, frozenset[str]]:
+        """Partitions as ``cluster_status`` reports them: node → peers it was partitioned from (empty: none)."""
+        return merge_partitions(self.memberships())
+
+    def whole(self, views: Mapping[str, Membership | None]) -> bool:
+        want = frozenset(self.topology.node_names)
+        return all(v is not None and v.running == want and not v.partitions for v in views.values())
+
+    # -- recovery ---------------------------------------------------------------------------------
+    def after_heal(self, say: Say) -> None:
+        """Under ``ignore``, a partition recorded after the heal is recovered here; other modes heal alone."""
+        if self.topology.settings.partition_handling == "ignore":
+            self.recover_partitions(say)
+
+    def recover_partitions(self, say: Say = lambda m: None, *, timeout: float | None = None) -> list[str]:
+        """Merge a cluster split by a partition, as an operator does under ``ignore``; the nodes restarted.
+
+        Waits until the cluster is either whole (nothing to do: returns []) or ``partitions`` is non-empty
+        (right after the network heals, the sides are still reconnecting). Then restarts the rabbit app
+        (``stop_app``; ``start_app``) on every node outside the side that stays (``losing_side``) and
+        waits until every node lists every node as running and no partitions. One deadline
+        (``timeouts.heal`` by default) covers all of it.
+        """
+        deadline = time.monotonic() + (self.topology.timeouts.heal if timeout is None else timeout)
+        order = self.topology.node_names
+
+        def settled() -> dict[str, Membership | None]:
+            views = self.memberships()
+            if self.whole(views) or merge_partitions(views):
+                return views
+            raise RuntimeError(_describe(views))
+
+        views = wait_until(settled, timeout=max(deadline - time.monotonic(), 1.0), interval=0.2,
+                           max_interval=1.0, what="rabbitmq whole again or a partition reported",
+                           details=self.logs_of_all)  # fmt: skip
+        if self.whole(views):
+            return []
+        losers = losing_side(views, order)
+        restart = f"restarting the rabbit app on {','.join(losers)}" if losers else "no node to restart"
+        say(f"  rabbitmq: partitions {_fmt(merge_partitions(views))}; {restart}")
+        started = time.monotonic()
+        by_name = {n.name: n for n in self.run.nodes}
+        with ThreadPoolExecutor(max_workers=max(1, len(losers))) as pool:
+            list(pool.map(lambda name: self.restart_app(by_name[name], deadline), losers))
+
+        def merged() -> bool:
+            views = self.memberships()
+            if not self.whole(views):
+                raise RuntimeError(_describe(views))
+            return True
+
+        wait_until(merged, timeout=max(deadline - time.monotonic(), 1.0), interval=0.2, max_interval=1.0,
+                   what="rabbitmq whole again after restarting the losing side",
+                   details=self.logs_of_all)  # fmt: skip
+        say(f"  rabbitmq: whole again, no partitions ({time.monotonic() - started:.1f}s)")
+        return losers
+
+    def restart_app(self, node: Node, deadline: float) -> None:
+        """``rabbitmqctl stop_app; start_app``: the node leaves and rejoins, resyncing from the others."""
+        for verb in ("stop_app", "start_app"):
+            left = max(deadline - time.monotonic(), 5.0)
+            result = self.runtime.exec(node.container, ["rabbitmqctl", "-q", verb], timeout=left)
+            if result.exit_code != 0:
+                raise InfraError(f"{node.name}: rabbitmqctl {verb} exit {result.exit_code}: "
+                                 f"{result.output.strip()[-200:]}")  # fmt: skip
 
     def wait_amqp(self, nodes: list[Node], *, timeout: float) -> None:
         """Cheap first readiness signal: every node accepts TCP on the AMQP port."""
@@ -165,14 +303,30 @@ log.file = false
         if state != "running":
             return NodeStatus(node.name, "-", node.ip, state, False, None)
         try:
-            status = self.cluster_status(node, timeout=10)
+            view = self.membership(node, timeout=10)
         except Exception as exc:
             return NodeStatus(node.name, "-", node.ip, "no answer", False, self.uptime(node), str(exc)[:80])
-        running = status.get("running_nodes", [])
-        partitions = status.get("partitions", {})
-        text = f"running, sees {len(running)}/{len(self.run.nodes)}"
-        if partitions:
-            text += f", partitions: {json.dumps(partitions)}"
-        healthy = len(running) == len(self.run.nodes) and not partitions
-        role = "disc"
-        return NodeStatus(node.name, role, node.ip, text, healthy, self.uptime(node))
+        text = f"running, sees {len(view.running)}/{len(self.run.nodes)}"
+        if node.name in view.partitions:
+            text += f", partitioned from {','.join(sorted(view.partitions[node.name]))}"
+        # A partition reported anywhere on this node's side means the cluster is still split.
+        healthy = view.running == set(self.topology.node_names) and not view.partitions
+        detail = f"partitions {_fmt(view.partitions)}" if view.partitions else ""
+        return NodeStatus(node.name, "disc", node.ip, text, healthy, self.uptime(node), detail)
+
+
+def _fmt(partitions: Mapping[str, frozenset[str]]) -> str:
+    """``n1:n3 n2:n3 n3:n1,n2``: each reporting node and the peers it was partitioned from."""
+    return " ".join(f"{k}:{','.join(sorted(v))}" for k, v in sorted(partitions.items()))
+
+
+def _describe(views: Mapping[str, Membership | None]) -> str:
+    parts = []
+    for name, view in views.items():
+        if view is None:
+            parts.append(f"{name}: no answer")
+            continue
+        lost = view.partitions.get(name)
+        extra = f", partitioned from {','.join(sorted(lost))}" if lost else ""
+        parts.append(f"{name} sees {','.join(sorted(view.running))}{extra}")
+    return "; ".join(parts)

@@ -8,6 +8,8 @@ from harness.workloads.base import Workload
 
 WORKLOADS = {
     "sql-set": "harness.workloads.sql_set:SqlSet",
+    "sql-bank": "harness.workloads.sql_bank:SqlBank",
+    "sql-register": "harness.workloads.sql_register:SqlRegister",
     "amqp-queue": "harness.workloads.amqp_queue:AmqpQueue",
 }
 

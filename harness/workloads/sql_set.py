@@ -2,39 +2,37 @@
 
 Feeds the ``set`` checker (lost = acknowledged and missing on a node), ``availability`` and, with the
 final per-node checksums, ``divergence``.
+
+An insert is one autocommit statement: a server error in ``DEFINITE_FAILURES`` is ``fail`` (the connection
+is kept), any other error ``info`` (the connection is dropped and the process retired).
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
+import random
 from typing import Any, ClassVar
 
 from harness.model.history import HistoryWriter
 from harness.runtime.cluster import Node
-from harness.systems.galera import DATABASE, PASSWORD, USER
-from harness.workloads.base import Workload
+from harness.workloads.sql_common import (
+    DEFINITE_FAILURES,
+    NOT_CONNECTED,
+    Outcome,
+    SqlWorkload,
+    describe,
+    error_code,
+)
+
+__all__ = ["DEFINITE_FAILURES", "NOT_CONNECTED", "TABLE", "SqlSet"]
 
 TABLE = "hh_set"
-# Server errors that mean "rejected, certainly not applied" (Galera non-Primary, deadlock / certification
-# failure, lock wait timeout, read-only). Anything else after the statement was sent is indeterminate.
-DEFINITE_FAILURES = {1047, 1213, 1205, 1290, 1792, 1180}
-NOT_CONNECTED = {2003, 2002, 1040, 1045, 1129}
 
 
-class SqlSet(Workload):
+class SqlSet(SqlWorkload):
     name = "sql-set"
     checkers: ClassVar[tuple[str, ...]] = ("set", "availability", "divergence")
-    systems: ClassVar[tuple[str, ...]] = ("galera",)
-
-    def connect(self, node: Node) -> Any:
-        import pymysql
-
-        host, port = self.system.endpoint(node)
-        t = self.spec.timeout
-        return pymysql.connect(host=host, port=port, user=USER, password=PASSWORD, database=DATABASE,
-                               autocommit=True, connect_timeout=t, read_timeout=t, write_timeout=t)  # fmt: skip
+    systems: ClassVar[tuple[str, ...]] = ("galera", "mmm")
+    table: ClassVar[str] = TABLE
 
     def setup(self) -> None:
         conn = self.connect(self.system.run.nodes[0])
@@ -43,84 +41,31 @@ class SqlSet(Workload):
             cur.execute(f"TRUNCATE TABLE {TABLE}")
         conn.close()
 
-    def client(self, worker: int, history: HistoryWriter, stop: threading.Event) -> None:
+    def next_op(self, rng: random.Random) -> tuple[str, Any]:
+        return "add", self.next_id()
+
+    def execute(self, conn: Any, f: str, value: Any, node: Node) -> Outcome:
         import pymysql
 
-        node = self.system.run.nodes[self.node_for(worker)]
-        process = worker
-        conn = None
-        next_at = time.monotonic()
-        while not stop.is_set():
-            next_at = self.pace(stop, next_at)
-            if stop.is_set():
-                break
-            if conn is None:
-                op = history.invoke(process, "connect", None, node.name)
-                try:
-                    conn = self.connect(node)
-                    history.ok(op)
-                except Exception as exc:
-                    history.fail(op, _err(exc))
-                    stop.wait(min(0.5, self.spec.timeout))
-                    continue
-            ident = self.next_id()
-            op = history.invoke(process, "add", ident, node.name)
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(f"INSERT INTO {TABLE} (id, node) VALUES (%s, %s)", (ident, node.name))
-                history.ok(op)
-            except pymysql.MySQLError as exc:
-                code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-                if code in DEFINITE_FAILURES:
-                    history.fail(op, _err(exc))
-                else:
-                    history.info(op, _err(exc))
-                    process = history.next_process(process)
-                    conn = _close(conn)
-            except Exception as exc:
-                history.info(op, _err(exc))
-                process = history.next_process(process)
-                conn = _close(conn)
-        _close(conn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"INSERT INTO {TABLE} (id, node) VALUES (%s, %s)", (value, node.name))
+        except pymysql.MySQLError as exc:
+            if error_code(exc) in DEFINITE_FAILURES:
+                return Outcome("fail", error=describe(exc))
+            return Outcome("info", error=describe(exc), usable=False)
+        except Exception as exc:
+            return Outcome("info", error=describe(exc), usable=False)
+        return Outcome("ok")
 
     def final_read(self, history: HistoryWriter) -> None:
-        process = history.new_process()
-        for node in self.system.run.nodes:
-            op = history.invoke(process, "read", None, node.name)
-            try:
-                conn = self.connect(node)
-                with conn.cursor() as cur:
-                    cur.execute(f"SELECT id FROM {TABLE}")
-                    ids = sorted(int(row[0]) for row in cur.fetchall())
-                conn.close()
-                history.ok(op, ids)
-            except Exception as exc:
-                history.fail(op, _err(exc))
-                process = history.new_process()
+        def ids(cur: Any) -> list[int]:
+            cur.execute(f"SELECT id FROM {TABLE}")
+            return sorted(int(row[0]) for row in cur.fetchall())
+
+        with self.system.node_endpoints():  # each node itself, not a front such as MMM's writer frontend
+            self.read_every_node(history, "read", ids, causal=False)
 
     def checksums(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """Per node: row count and CHECKSUM TABLE of the workload's table (for the divergence checker)."""
-        out: dict[str, dict[str, dict[str, Any]]] = {}
-        for node in self.system.run.nodes:
-            try:
-                conn = self.connect(node)
-                with conn.cursor() as cur:
-                    cur.execute(f"SELECT COUNT(*) FROM {TABLE}")
-                    rows = int(cur.fetchone()[0])
-                    cur.execute(f"CHECKSUM TABLE {TABLE}")
-                    checksum = str(cur.fetchone()[1])
-                conn.close()
-                out[node.name] = {TABLE: {"rows": rows, "checksum": checksum}}
-            except Exception:
-                continue
-        return out
-
-
-def _err(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:200]
-
-
-def _close(conn: Any) -> None:
-    if conn is not None:
-        with contextlib.suppress(Exception):
-            conn.close()
+        with self.system.node_endpoints():
+            return super().checksums()

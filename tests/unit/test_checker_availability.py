@@ -272,3 +272,39 @@ def test_no_writes_is_unknown() -> None:
     assert r.valid == "unknown"
     r2 = check_availability(h, CheckContext(options={"availability": {"write_fs": ["read"]}}))
     assert r2.valid is True and r2.figures["availability"] == 1.0
+
+
+def _failover_history() -> History:
+    """Writes every 100 ms; at 1.0 s the write dies (info) and the client spends 1 s reconnecting (a failed
+    connect every 100 ms) before it connects and writes again."""
+    ops: list[tuple[int, dict[str, Any]]] = []
+    p = 0
+    for i in range(10):
+        t = i * BIN
+        ops += [(t, {"process": p, "type": "invoke", "f": "write", "value": i}),
+                (t + BIN // 10, {"process": p, "type": "ok", "f": "write", "value": i})]  # fmt: skip
+    ops += [(10 * BIN, {"process": p, "type": "invoke", "f": "write", "value": 10}),
+            (10 * BIN + BIN // 2, {"process": p, "type": "info", "f": "write", "value": 10})]  # fmt: skip
+    p = 1
+    for i in range(11, 21):
+        ops += [(i * BIN, {"process": p, "type": "invoke", "f": "connect", "value": None}),
+                (i * BIN + BIN // 2, {"process": p, "type": "fail", "f": "connect", "value": None})]  # fmt: skip
+    ops += [(21 * BIN, {"process": p, "type": "invoke", "f": "connect", "value": None}),
+            (21 * BIN + BIN // 10, {"process": p, "type": "ok", "f": "connect", "value": None}),
+            (22 * BIN, {"process": p, "type": "invoke", "f": "write", "value": 22}),
+            (22 * BIN + BIN // 10, {"process": p, "type": "ok", "f": "write", "value": 22})]  # fmt: skip
+    return History.from_ops(Op(index=i, time=t, **f) for i, (t, f) in enumerate(ops))
+
+
+def test_reconnecting_clients_make_an_outage_not_idle_time() -> None:
+    h = _failover_history()
+    ev = Event("kill-1", "kill", "docker", "n1", {}, start=10 * BIN, end=30 * BIN)
+    fig = check_availability(h, CheckContext(events=(ev,))).figures
+    # bins 10..21 are offered (the dying write, then connects) and none has a successful write
+    assert fig["bins_offered"] == 23 and fig["bins_available"] == 11
+    assert fig["outage_count"] == 1 and fig["longest_outage_s"] == 1.2
+    assert fig["outages"][0]["time_to_detect_ns"] == BIN // 2
+    assert fig["writes"] == 12 and fig["writes_failed"] == 0  # connects are demand, not writes
+    # without demand ops the reconnect second looks idle and the outage shrinks to the dying write
+    bare = check_availability(h, CheckContext(events=(ev,), options={"availability": {"demand_fs": []}}))
+    assert bare.figures["longest_outage_s"] == 0.1

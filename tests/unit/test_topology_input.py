@@ -60,11 +60,11 @@ def write(tmp_path: Path, text: str, name: str = "topo.yaml") -> Path:
         ),
         (
             GOOD.replace("galera", "mongodb"),
-            "{f}:2: system: unknown system 'mongodb', expected one of: galera, rabbitmq",
+            "{f}:2: system: unknown system 'mongodb', expected one of: galera, rabbitmq, mmm",
         ),
         (
             GOOD.replace("system: galera\n", ""),
-            "{f}:1: system: field required, expected one of: galera, rabbitmq",
+            "{f}:1: system: field required, expected one of: galera, rabbitmq, mmm",
         ),
         (
             GOOD + "settings:\n  suspect_timeout: soon\n",

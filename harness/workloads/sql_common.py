@@ -1,0 +1,278 @@
+"""What the SQL workloads share: connections, error classification, the client loop, transactions.
+
+* ``SqlWorkload``: one pymysql connection per client thread to the node ``node_for(worker)`` through the
+  run's proxy (``system.endpoint``), opened (and re-opened after an error) as a ``connect`` op. Subclasses
+  say which op to run next (``next_op``) and how (``execute``, returning an ``Outcome``); the loop records it
+  and retires the process after ``info``.
+* ``transact``: ``BEGIN`` … ``COMMIT`` with Jepsen's outcome rules. Every error *before* the COMMIT is sent
+  is ``fail``: the transaction is rolled back (by us, or by the server when it sees the connection drop), so
+  it certainly did not happen. An error *from* the COMMIT is ``info``, whatever its code: a Galera writeset
+  may have been ordered in the Primary component (and so be applied everywhere) even though this node
+  reports a deadlock, a certification failure, non-Primary or a lost connection.
+* ``read_only``: a query that changes nothing; any error is ``fail``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from harness.errors import InfraError
+from harness.model.history import HistoryWriter, Op
+from harness.model.scenario import WorkloadSpec
+from harness.runtime.cluster import Node
+from harness.systems.base import ClusterSystem
+from harness.systems.galera import DATABASE, PASSWORD, USER
+from harness.workloads.base import Workload
+
+# Server errors that mean "rejected, certainly not applied" for a single autocommit statement (Galera
+# non-Primary, deadlock / certification failure, lock wait timeout, read-only). Anything else after the
+# statement was sent is indeterminate.
+DEFINITE_FAILURES = {1047, 1213, 1205, 1290, 1792, 1180}
+NOT_CONNECTED = {2003, 2002, 1040, 1045, 1129}
+CLIENT_ERRORS_FROM = 2000  # MySQL codes from 2000 up are the client library's (lost connection, timeout)
+ISOLATION_SQL = {
+    "read-uncommitted": "READ UNCOMMITTED",
+    "read-committed": "READ COMMITTED",
+    "repeatable-read": "REPEATABLE READ",
+    "serializable": "SERIALIZABLE",
+}
+CAUSAL_READS = "SET SESSION wsrep_sync_wait = 1"  # a read first waits for every write committed before it
+
+OpType = Literal["ok", "fail", "info"]
+
+
+class Refused(Exception):
+    """The transaction refused itself (a business rule, e.g. insufficient funds): rolled back, ``fail``."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an op ended: its completion ``type``, the ``value`` of an ``ok`` (None keeps the invoke's), the
+    ``error`` text of a ``fail``/``info``, and whether the connection may be used again."""
+
+    type: OpType
+    value: Any = None
+    error: str | None = None
+    usable: bool = True
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The MySQL error number of a pymysql error, else None."""
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+def describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
+def close_quietly(conn: Any) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def is_server_error(exc: BaseException) -> bool:
+    """The server answered with an error (the session is still there), as opposed to a client-side one."""
+    code = error_code(exc)
+    return code is not None and 0 < code < CLIENT_ERRORS_FROM
+
+
+def _rollback(conn: Any, exc: BaseException) -> bool:
+    """Roll back after ``exc``; True when the connection is still fit for use."""
+    if not isinstance(exc, Refused) and not is_server_error(exc):
+        return False  # the connection is broken or timed out: dropping it rolls the transaction back
+    try:
+        conn.rollback()
+    except Exception as rollback_error:  # e.g. 1213: Galera aborted the transaction for a replicated one
+        return is_server_error(rollback_error)
+    return True
+
+
+def transact(conn: Any, body: Callable[[Any], Any]) -> Outcome:
+    """Run ``body(cursor)`` between BEGIN and COMMIT; ``ok`` with its result once committed (see the module
+    docstring for ``fail`` and ``info``). ``body`` raises ``Refused`` to roll back on purpose."""
+    committing = False
+    try:
+        conn.begin()
+        with conn.cursor() as cur:
+            value = body(cur)
+        committing = True
+        conn.commit()
+    except Exception as exc:
+        if committing:  # a server error leaves the session usable (the transaction is over either way)
+            return Outcome("info", error=describe(exc), usable=_rollback(conn, exc))
+        reason = f"refused: {exc}" if isinstance(exc, Refused) else describe(exc)
+        return Outcome("fail", error=reason, usable=_rollback(conn, exc))
+    return Outcome("ok", value)
+
+
+def read_only(conn: Any, body: Callable[[Any], Any], *, transaction: bool = False) -> Outcome:
+    """Run ``body(cursor)`` (in a transaction when asked); a read changes nothing, so an error is ``fail``."""
+    if transaction:
+        outcome = transact(conn, body)
+        return (
+            Outcome("fail", error=outcome.error, usable=outcome.usable) if outcome.type == "info" else outcome
+        )
+    try:
+        with conn.cursor() as cur:
+            return Outcome("ok", body(cur))
+    except Exception as exc:
+        return Outcome("fail", error=describe(exc), usable=is_server_error(exc))
+
+
+def record(history: HistoryWriter, op: Op, outcome: Outcome) -> None:
+    if outcome.type != "ok":
+        history.complete(op, outcome.type, error=outcome.error)
+    elif outcome.value is None:
+        history.ok(op)
+    else:
+        history.ok(op, outcome.value)
+
+
+class SqlWorkload(Workload):
+    """A workload of SQL clients against Galera (see the module docstring)."""
+
+    systems: ClassVar[tuple[str, ...]] = ("galera",)
+    table: ClassVar[str]
+
+    def __init__(self, system: ClusterSystem, spec: WorkloadSpec, rng: random.Random) -> None:
+        super().__init__(system, spec, rng)
+        self.seed = rng.getrandbits(64)  # each worker draws from its own Random(seed + worker)
+
+    # -- what a subclass says
+    @abstractmethod
+    def next_op(self, rng: random.Random) -> tuple[str, Any]:
+        """The next op's ``f`` and invoke value."""
+
+    @abstractmethod
+    def execute(self, conn: Any, f: str, value: Any, node: Node) -> Outcome:
+        """Run one op on ``conn`` (a connection to ``node``); must not raise."""
+
+    def session_sql(self) -> Sequence[str]:
+        """Statements run on every new client connection (isolation level, causal reads)."""
+        return ()
+
+    # -- connections
+    def connect(self, node: Node, *, session: Sequence[str] = ()) -> Any:
+        import pymysql
+
+        host, port = self.system.endpoint(node)
+        t = self.spec.timeout
+        conn = pymysql.connect(host=host, port=port, user=USER, password=PASSWORD, database=DATABASE,
+                               autocommit=True, connect_timeout=t, read_timeout=t, write_timeout=t)  # fmt: skip
+        try:
+            with conn.cursor() as cur:
+                for statement in session:
+                    cur.execute(statement)
+        except Exception:
+            close_quietly(conn)
+            raise
+        return conn
+
+    def reconnect(self, process: int, node: Node, history: HistoryWriter, stop: threading.Event) -> Any:
+        """Open the client's connection as a ``connect`` op; None (after a short back-off) when it failed."""
+        op = history.invoke(process, "connect", None, node.name)
+        try:
+            conn = self.connect(node, session=self.session_sql())
+        except Exception as exc:
+            history.fail(op, describe(exc))
+            stop.wait(min(0.5, self.spec.timeout))
+            return None
+        history.ok(op)
+        return conn
+
+    # -- the client loop
+    def client(self, worker: int, history: HistoryWriter, stop: threading.Event) -> None:
+        node = self.system.run.nodes[self.node_for(worker)]
+        rng = random.Random(self.seed + worker)
+        process = worker
+        conn = None
+        next_at = time.monotonic()
+        while not stop.is_set():
+            next_at = self.pace(stop, next_at)
+            if stop.is_set():
+                break
+            if conn is None:
+                conn = self.reconnect(process, node, history, stop)
+                if conn is None:
+                    continue
+            f, value = self.next_op(rng)
+            op = history.invoke(process, f, value, node.name)
+            outcome = self.execute(conn, f, value, node)
+            record(history, op, outcome)
+            if outcome.type == "info":
+                process = history.next_process(process)
+            if not outcome.usable:
+                close_quietly(conn)
+                conn = None
+        close_quietly(conn)
+
+    # -- after heal
+    def read_every_node(
+        self, history: HistoryWriter, f: str, body: Callable[[Any], Any], *, causal: bool = True
+    ) -> None:
+        """One ``f`` op per node, in node order: ``ok`` with ``body(cursor)``, ``fail`` when it could not
+        read. ``causal``: the node first applies every write committed in the cluster before it reads."""
+        process = history.new_process()
+        for node in self.system.run.nodes:
+            op = history.invoke(process, f, None, node.name)
+            try:
+                conn = self.connect(node, session=(CAUSAL_READS,) if causal else ())
+                try:
+                    with conn.cursor() as cur:
+                        value = body(cur)
+                finally:
+                    close_quietly(conn)
+                history.ok(op, value)
+            except Exception as exc:
+                history.fail(op, describe(exc))
+                process = history.new_process()
+
+    def reset_table(self, create: str, rows: Sequence[tuple[Any, ...]], insert: str) -> None:
+        """Create the workload's table if needed, replace its rows, and wait (causally) until every node
+        holds exactly them, so no client can see the table half-filled."""
+        conn = self.connect(self.system.run.nodes[0])
+        try:
+            with conn.cursor() as cur:
+                cur.execute(create)
+                cur.execute(f"TRUNCATE TABLE {self.table}")
+                cur.executemany(insert, list(rows))
+        finally:
+            close_quietly(conn)
+        expected = sorted(tuple(r) for r in rows)
+        for node in self.system.run.nodes:
+            conn = self.connect(node, session=(CAUSAL_READS,))
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(f"SELECT * FROM {self.table}")
+                    found = sorted(tuple(r) for r in cur.fetchall())
+            finally:
+                close_quietly(conn)
+            if found != expected:
+                raise InfraError(f"{node.name}: {self.table} holds {len(found)} row(s) after setup, "
+                                 f"expected {len(expected)}")  # fmt: skip
+
+    def checksums(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Per node: row count and CHECKSUM TABLE of the workload's table (for the divergence checker)."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for node in self.system.run.nodes:
+            try:
+                conn = self.connect(node)
+                with conn.cursor() as cur:
+                    cur.execute(f"SELECT COUNT(*) FROM {self.table}")
+                    rows = int(cur.fetchone()[0])
+                    cur.execute(f"CHECKSUM TABLE {self.table}")
+                    checksum = str(cur.fetchone()[1])
+                conn.close()
+                out[node.name] = {self.table: {"rows": rows, "checksum": checksum}}
+            except Exception:
+                continue
+        return out
