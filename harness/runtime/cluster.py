@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -121,11 +122,17 @@ def up(
         system = system_for(run, runtime)
         from harness.runtime.proxies import start_toxiproxy
 
-        start_toxiproxy(run, runtime, system.services)
-        system.render(run_dir(run.id))
-        clock = {"mono_start_ns": started_ns[0], "wall_start_ns": started_ns[1]}
-        (run_dir(run.id) / "clock.json").write_text(json.dumps(clock))
-        system.bootstrap(say)
+        # Toxiproxy comes up beside the first nodes (clients need it only once the cluster is ready),
+        # unless the system's own bootstrap goes through its proxies (MMM's replication links).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            proxies = pool.submit(start_toxiproxy, run, runtime, system.services)
+            system.render(run_dir(run.id))
+            clock = {"mono_start_ns": started_ns[0], "wall_start_ns": started_ns[1]}
+            (run_dir(run.id) / "clock.json").write_text(json.dumps(clock))
+            if system.bootstrap_uses_proxies:
+                proxies.result()
+            system.bootstrap(say)
+            proxies.result()
         if hand_over:
             runtime.create_volume(f"hh-{run.id}-up", run.labels("marker", **{L.STATE: "up"}))
     except BaseException:

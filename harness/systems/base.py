@@ -42,6 +42,7 @@ class ClusterSystem(ABC):
     services: ClassVar[dict[str, int]]  # client-facing service → port; each gets a proxy per node
     # The node-to-node mesh that iptables partitions cut (None: every link is a Toxiproxy link instead)
     peer_mesh: ClassVar[str | None] = None
+    bootstrap_uses_proxies: ClassVar[bool] = False  # else Toxiproxy starts beside the bootstrap
 
     def __init__(self, run: Run, runtime: DockerRuntime) -> None:
         self.run = run

@@ -86,6 +86,7 @@ class MmmCluster(ClusterSystem):
     name = "mmm"
     client_port = 3306
     services: ClassVar[dict[str, int]] = {"mysql": 3306}
+    bootstrap_uses_proxies = True  # replication and HAProxy's backends go through the run's Toxiproxy
     topology: MmmTopology
 
     def __init__(self, *args: Any, **kw: Any) -> None:
