@@ -73,6 +73,15 @@ def _flat(figures: dict[str, object]) -> dict[str, object]:
     return out
 
 
+# Figures that answer "what did we lose, for how long, how far behind": shown first when a checker has them.
+HEADLINE = (
+    "acknowledged", "lost", "lost_pct", "duplicated", "unexpected", "recovered",
+    "availability", "availability_all_nodes", "unavailable_s", "outage_count", "longest_outage_s",
+    "wrong_total_reads", "negative_reads", "bad_reads", "lost_updates",
+    "overall.p50", "overall.p99", "overall.max",
+)  # fmt: skip
+
+
 def result_table(title: str, result: object) -> Table:
     """One row per checker: verdict and its scalar figures."""
     table = Table(title=title, title_justify="left")
@@ -85,7 +94,9 @@ def result_table(title: str, result: object) -> Table:
             valid, "[yellow]unknown[/yellow]"
         )
         figures = child.figures or {}
-        scalars = [f"{k}={_short(v)}" for k, v in _flat(figures).items()]
+        flat = _flat(figures)
+        keys = [k for k in HEADLINE if k in flat] + [k for k in flat if k not in HEADLINE]
+        scalars = [f"{k}={_short(flat[k])}" for k in keys]
         if child.error:
             scalars.insert(0, f"error={_short(child.error)}")
         table.add_row(name, verdict, ", ".join(scalars[:10]))
