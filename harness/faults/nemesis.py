@@ -60,13 +60,22 @@ class Nemesis:
         self.link_faults = LinkFaults(toxiproxy_client(self.run), proxies)
 
     # -- events -----------------------------------------------------------------------------------
-    def _start(self, name: str, mechanism: str, target: str | Sequence[str], detail: dict[str, Any]) -> Event:
+    def _start(
+        self,
+        name: str,
+        mechanism: str,
+        target: str | Sequence[str],
+        detail: dict[str, Any],
+        at: int | None = None,
+    ) -> Event:
+        """Open an event. ``at``: when the fault began to act, if before now (a process fault acts from the
+        moment its signal goes out, not when the call that sent it returns)."""
         ev_id = f"{name}-{uuid.uuid4().hex[:6]}"
         if self.events is not None:
-            ev = self.events.start(name, mechanism, target, detail, id=ev_id)
+            ev = self.events.start(name, mechanism, target, detail, id=ev_id, time=at)
         else:
             tgt = target if isinstance(target, str) else tuple(target)
-            ev = Event(ev_id, name, mechanism, tgt, detail, self.clock.now())
+            ev = Event(ev_id, name, mechanism, tgt, detail, self.clock.now() if at is None else at)
         self.open[ev.id] = ev
         self.say(f"fault {name} on {target if isinstance(target, str) else ','.join(target)} via {mechanism}")
         return ev
@@ -146,32 +155,35 @@ class Nemesis:
     # -- processes --------------------------------------------------------------------------------
     def kill(self, target: str | Sequence[str] = "primary") -> Event:
         nodes = self.resolve(target)
+        at = self.clock.now()
         self._parallel(lambda n: self.runtime.kill(n.container, "KILL"), nodes)
-        return self._start("kill", "signal", [n.name for n in nodes], {"signal": "SIGKILL"})
+        return self._start("kill", "signal", [n.name for n in nodes], {"signal": "SIGKILL"}, at)
 
     def crash_all(self, window_s: float = 0.0) -> Event:
         """SIGKILL every node, each at a random moment within ``window_s`` seconds."""
         nodes = list(self.run.nodes)
         offsets = sorted(self.rng.uniform(0, window_s) for _ in nodes)
         self.rng.shuffle(nodes)
-        began = time.monotonic()
+        began, at = time.monotonic(), self.clock.now()
         for node, offset in zip(nodes, offsets, strict=True):
             delay = began + offset - time.monotonic()
             if delay > 0:
                 time.sleep(delay)  # the schedule itself, not synchronisation
             self.runtime.kill(node.container, "KILL")
         detail = {"window_s": window_s, "order": [n.name for n in nodes]}
-        return self._start("crash-all", "signal", [n.name for n in nodes], detail)
+        return self._start("crash-all", "signal", [n.name for n in nodes], detail, at)
 
     def pause(self, target: str | Sequence[str] = "primary") -> Event:
         nodes = self.resolve(target)
+        at = self.clock.now()
         self._parallel(lambda n: self.runtime.pause(n.container), nodes)
-        return self._start("pause", "docker", [n.name for n in nodes], {"freezer": True})
+        return self._start("pause", "docker", [n.name for n in nodes], {"freezer": True}, at)
 
     def stop(self, target: str | Sequence[str] = "primary") -> Event:
         nodes = self.resolve(target)
+        at = self.clock.now()
         self._parallel(lambda n: self.runtime.stop(n.container, timeout=30), nodes)
-        return self._start("stop", "docker", [n.name for n in nodes], {"signal": "SIGTERM"})
+        return self._start("stop", "docker", [n.name for n in nodes], {"signal": "SIGTERM"}, at)
 
     def resume(self, target: str | Sequence[str] = "all") -> list[Event]:
         nodes = self.resolve(target)

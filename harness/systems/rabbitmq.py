@@ -25,7 +25,7 @@ from harness.errors import InfraError
 from harness.model.topology import RabbitTopology
 from harness.runtime.cluster import Node
 from harness.runtime.docker import ContainerSpec, Mount
-from harness.runtime.wait import wait_until
+from harness.runtime.wait import WaitTimeout, wait_until
 from harness.systems.base import ClusterSystem, NodeStatus, Say
 
 USER = "harness"
@@ -53,6 +53,9 @@ def node_name(node: Node) -> str:
 def short(name: str) -> str:
     """``rabbit@n3`` → ``n3``."""
     return name.rpartition("@")[2]
+
+
+AUTOHEAL_GRACE_S = 20.0  # how long autoheal gets to merge the cluster before the harness steps in
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,12 @@ def losing_side(views: Mapping[str, Membership | None], order: list[str]) -> lis
     sides = {v.running for v in views.values() if v is not None and v.node in v.running}
     if not sides:
         return []
+    if sides == {frozenset(order)}:
+        # Every node runs with every node, yet some still report a partition: a stale record (seen after
+        # an autoheal whose loser came back while the winner still waited for it to stop). Restarting
+        # the reporter's app clears its own record.
+        reporters = {node for node, peers in merge_partitions(views).items() if peers}
+        return [n for n in order if n in reporters and views.get(n) is not None]
     winner = min(sides, key=lambda side: (-len(side), min(order.index(n) for n in side)))
     return [n for n in order if n not in winner and views.get(n) is not None]
 
@@ -202,9 +211,19 @@ log.file = false
 
     # -- recovery ---------------------------------------------------------------------------------
     def after_heal(self, say: Say) -> None:
-        """Under ``ignore``, a partition recorded after the heal is recovered here; other modes heal alone."""
-        if self.topology.settings.partition_handling == "ignore":
+        """Under ``ignore``, a partition recorded after the heal is recovered here. Under ``autoheal``
+        RabbitMQ merges by itself; if it has not within ``AUTOHEAL_GRACE_S`` (3.10's autoheal can loop when
+        the loser is back before the winner saw it stop), the same recovery runs. Other modes heal alone."""
+        mode = self.topology.settings.partition_handling
+        if mode == "ignore":
             self.recover_partitions(say)
+        elif mode == "autoheal":
+            try:
+                wait_until(lambda: self.whole(self.memberships()), timeout=AUTOHEAL_GRACE_S, interval=0.5,
+                           max_interval=1.0, what="rabbitmq autoheal")  # fmt: skip
+            except WaitTimeout:
+                say(f"  rabbitmq: autoheal has not merged the cluster in {AUTOHEAL_GRACE_S:g}s; recovering")
+                self.recover_partitions(say)
 
     def recover_partitions(self, say: Say = lambda m: None, *, timeout: float | None = None) -> list[str]:
         """Merge a cluster split by a partition, as an operator does under ``ignore``; the nodes restarted.
