@@ -8,10 +8,12 @@ rather than nothing, so gaps in a series are visible as such.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from harness.model.history import SampleWriter
 from harness.runtime.cluster import Node
@@ -34,8 +36,27 @@ class Probe(ABC):
     def tick(self, node: Node, state: dict[str, object]) -> None:
         """One sample of ``node``; ``state`` is this node loop's own scratch space (connections)."""
 
-    def close(self, state: dict[str, object]) -> None:  # noqa: B027 - optional hook
-        """Release what a node loop holds (connections) when it stops."""
+    def connection(self, state: dict[str, object], open_: Callable[[], Any]) -> Any:
+        """The node loop's connection, opened with ``open_`` on first use (and again after ``close``)."""
+        conn = state.get("conn")
+        if conn is None:
+            conn = state["conn"] = open_()
+        return conn
+
+    def every(self, state: dict[str, object], interval: float) -> bool:
+        """True on the first tick and then once ``interval`` seconds have passed (slower metrics)."""
+        now = time.monotonic()
+        if now - float(state.get("every_at", float("-inf"))) < interval:  # type: ignore[arg-type]
+            return False
+        state["every_at"] = now
+        return True
+
+    def close(self, state: dict[str, object]) -> None:
+        """Release the node loop's connection (a tick that failed calls this, so the next one reconnects)."""
+        conn = state.pop("conn", None)
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()  # type: ignore[attr-defined]
 
     def loop(self, node: Node, stop: threading.Event) -> None:
         state: dict[str, object] = {}

@@ -11,7 +11,6 @@ multi-writer replication needs a row per writer, hence this loop.)
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from typing import Any, ClassVar
@@ -29,7 +28,7 @@ class GaleraProbe(Probe):
     name = "galera"
     checkers: ClassVar[tuple[str, ...]] = ("lag",)
     interval = 0.1
-    status_every = 5  # wsrep status every 5th tick (500 ms)
+    status_interval = 0.5  # wsrep status, seconds
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -48,22 +47,20 @@ class GaleraProbe(Probe):
         finally:
             conn.close()
 
-    def _conn(self, node: Node, state: dict[str, object]) -> Any:
+    def _open(self, node: Node) -> Any:
         from harness.systems.galera import DATABASE
 
-        conn = state.get("conn")
-        if conn is None:
-            conn = self.system.connect(node, timeout=1.0, database=DATABASE)  # type: ignore[attr-defined]
-            with conn.cursor() as cur:
-                cur.execute("SET SESSION wsrep_dirty_reads = ON")
-            state["conn"] = conn
+        conn = self.system.connect(node, timeout=1.0, database=DATABASE)  # type: ignore[attr-defined]
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION wsrep_dirty_reads = ON")
         return conn
 
     def tick(self, node: Node, state: dict[str, object]) -> None:
         seq = int(state.get("seq", 0)) + 1  # type: ignore[call-overload]
         state["seq"] = seq
+        status_due = self.every(state, self.status_interval)
         try:
-            conn = self._conn(node, state)
+            conn = self.connection(state, lambda: self._open(node))
             with conn.cursor() as cur:
                 self._beat(cur, node, seq)
                 cur.execute(f"SELECT MAX(ts_ns) FROM {TABLE}")
@@ -72,7 +69,7 @@ class GaleraProbe(Probe):
                     newest = self._newest_ack
                 if visible is not None and newest:
                     self.samples.record(node.name, LAG, max(0, newest - int(visible)) / 1e9)
-                if seq % self.status_every == 1:
+                if status_due:
                     self._status(cur, node)
         except Exception:  # unreachable, non-Primary without dirty reads, paused: a gap in the series
             self.samples.record(node.name, LAG, "unreachable")
@@ -101,9 +98,3 @@ class GaleraProbe(Probe):
                 self.samples.record(node.name, str(key), float(value))
             except ValueError:
                 self.samples.record(node.name, str(key), str(value))
-
-    def close(self, state: dict[str, object]) -> None:
-        conn = state.pop("conn", None)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()  # type: ignore[attr-defined]

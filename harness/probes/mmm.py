@@ -16,7 +16,6 @@ host as strings: ``mmm_state`` (ONLINE, REPLICATION_FAIL, …) and ``mmm_roles``
 
 from __future__ import annotations
 
-import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -39,22 +38,14 @@ class MmmProbe(Probe):
     interval = 0.1
     status_interval = 0.5  # replication threads and the monitor's view, seconds
 
-    def _conn(self, node: Node, state: dict[str, object]) -> Any:
-        conn = state.get("conn")
-        if conn is None:
-            conn = self.system.connect(node, timeout=1.0)  # type: ignore[attr-defined]
-            state["conn"] = conn
-        return conn
-
     def tick(self, node: Node, state: dict[str, object]) -> None:
         from harness.systems.mmm import DATABASE, HEARTBEAT_TABLE
 
-        due = time.monotonic() - float(state.get("status_at", 0.0)) >= self.status_interval  # type: ignore[arg-type]
+        due = self.every(state, self.status_interval)
         if due:  # first, so that a node that no longer answers still gets the monitor's view on time
-            state["status_at"] = time.monotonic()
             self._monitor_view(node)
         try:
-            conn = self._conn(node, state)
+            conn = self.connection(state, lambda: self.system.connect(node, timeout=1.0))  # type: ignore[attr-defined]
             with conn.cursor() as cur:
                 try:
                     cur.execute(f"SELECT MAX(ts) FROM {DATABASE}.{HEARTBEAT_TABLE}")
@@ -92,9 +83,3 @@ class MmmProbe(Probe):
             return
         self.samples.record(node.name, "mmm_state", str(host["state"]))
         self.samples.record(node.name, "mmm_roles", ",".join(host["roles"]) or "-")
-
-    def close(self, state: dict[str, object]) -> None:
-        conn = state.pop("conn", None)
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                conn.close()  # type: ignore[attr-defined]

@@ -505,3 +505,19 @@ def test_edn_history_shape(tmp_path: Path) -> None:
     assert p.read_text() == text
     assert edn(float("nan")) == "##NaN" and edn(float("-inf")) == "##-Inf"
     assert edn("\x01") == '"\\u0001"'
+
+
+def test_fast_op_line_matches_the_general_encoder() -> None:
+    """``_op_line`` has a fast path for int/None values; it must write exactly what the encoder would."""
+    from harness.model.history import _dumps, _op_line
+
+    ops = [
+        Op(0, 0, "invoke", "add", 12345, 10, "n1", None),
+        Op(1, 0, "ok", "read", None, 11, None, None),
+        Op(2, 3, "info", "add", 7, 12, "n2", "timeout"),
+        Op(3, 3, "ok", "read", [1, 2], 13, 'n"2', None),
+        Op(4, 1, "ok", "add", True, 14, "n1", None),
+        Op(5, 1, "ok", "add", -3, 15, "ñ", None),
+    ]
+    for op in ops:
+        assert _op_line(op) == _dumps(op.to_dict()) + "\n", op
