@@ -57,11 +57,11 @@ os.environ["HARNESS_NAMESPACE"] = NAMESPACE
 
 from harness.model.topology import GaleraTopology, RabbitTopology, TopologyBase, load_topology  # noqa: E402
 from harness.runtime import cluster  # noqa: E402
-from harness.runtime.cluster import Node, Run  # noqa: E402
 from harness.runtime.docker import DockerRuntime  # noqa: E402
 from harness.runtime.images import node_image_ref  # noqa: E402
-from harness.systems.galera import GaleraCluster  # noqa: E402
-from harness.systems.rabbitmq import RabbitCluster, node_name  # noqa: E402
+from harness.runtime.run import Node, Run  # noqa: E402
+from harness.systems.galera.cluster import GaleraCluster  # noqa: E402
+from harness.systems.rabbitmq.cluster import RabbitCluster, node_name  # noqa: E402
 
 console = Console(highlight=False, width=max(100, shutil.get_terminal_size().columns))
 Say = Callable[[str], None]

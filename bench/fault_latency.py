@@ -52,14 +52,14 @@ from typing import TypeVar
 from rich.console import Console
 from rich.table import Table
 
-from harness.faults import netfilter
 from harness.faults.link import Down, Latency, LinkFaultSpec
 from harness.faults.nemesis import Nemesis
-from harness.model.topology import load_topology
+from harness.lifecycle import Node, down, new_run_id, system_for, up
 from harness.runtime import labels as L
-from harness.runtime.cluster import Node, down, new_run_id, system_for, up
+from harness.runtime import netfilter
 from harness.runtime.docker import DockerRuntime
 from harness.runtime.signals import no_interrupts, raise_interrupt
+from harness.specs import load_topology
 from harness.systems.base import ClusterSystem
 
 REPO = Path(__file__).resolve().parent.parent

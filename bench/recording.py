@@ -26,11 +26,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from harness.lifecycle import down, system_for, up
 from harness.model.history import HistoryWriter
-from harness.model.topology import load_topology
-from harness.runtime.cluster import down, system_for, up
 from harness.runtime.docker import DockerRuntime
 from harness.runtime.signals import no_interrupts, raise_interrupt
+from harness.specs import load_topology
 
 REPO = Path(__file__).resolve().parent.parent
 console = Console()

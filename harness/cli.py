@@ -7,6 +7,7 @@ Exit codes: 0 all checks valid / command done; 1 a check is invalid; 2 bad input
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -15,6 +16,8 @@ from typing import Any, NoReturn
 
 from harness.errors import HarnessError, InfraError, InputError
 from harness.runtime.signals import raise_interrupt
+
+log = logging.getLogger("harness.cli")
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_UNKNOWN, EXIT_INFRA, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -35,16 +38,43 @@ def _runtime() -> Any:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace) -> int:
-    from harness.model.specs import load_spec
+    """Every problem in every file, one line each; given topologies and scenarios together, every pair
+    too (what ``run`` would refuse of it)."""
+    from harness.model.scenario import Scenario
+    from harness.model.topology import TopologyBase
+    from harness.plan import Source, check_pair, check_scenario
     from harness.report.console import console, error
+    from harness.specs import load_spec
 
-    problems = []
-    for path in args.files:
+    problems: list[str] = []
+    topologies: list[tuple[Path, TopologyBase]] = []
+    scenarios: list[tuple[Path, Scenario]] = []
+    for name in args.files:
+        path = Path(name)
         try:
-            spec = load_spec(Path(path))
-            console.print(f"[green]ok[/green] {path}: {type(spec).__name__} {getattr(spec, 'name', '')}")
+            spec = load_spec(path)
         except InputError as exc:
             problems.append(str(exc))
+            continue
+        if isinstance(spec, Scenario):
+            found = check_scenario(spec, Source.of(spec, path))
+            scenarios.append((path, spec))
+        else:
+            assert isinstance(spec, TopologyBase)
+            found = []
+            topologies.append((path, spec))
+        problems += found
+        if not found:
+            console.print(f"[green]ok[/green] {path}: {type(spec).__name__} {getattr(spec, 'name', '')}")
+    for tpath, topology in topologies:
+        for spath, scenario in scenarios:
+            pair = [
+                p for p in check_pair(scenario, topology, Source.of(scenario, spath)) if p not in problems
+            ]
+            if pair:
+                problems += [f"{line} (with {tpath})" for line in pair]
+            else:
+                console.print(f"[green]ok[/green] {spath} on {tpath}")
     if problems:
         error("\n".join(problems))
         return EXIT_USAGE
@@ -52,21 +82,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from harness.model.topology import load_topology
-    from harness.report.console import console, say, status_table
-    from harness.runtime.cluster import system_for, up
+    from harness.lifecycle import system_for, up
+    from harness.report.console import console, status_table
+    from harness.specs import load_topology
 
     topology = load_topology(args.topology)
     runtime = _runtime()
-    run = up(topology, runtime, say=say, hand_over=True)
+    run = up(topology, runtime, hand_over=True)
     console.print(status_table(run.id, topology.system, system_for(run, runtime).status()))
     console.print(f"run [bold]{run.id}[/bold] is up; `harness down {run.id}` removes it")
     return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from harness.lifecycle import load_run, run_ids, system_for
     from harness.report.console import console, status_table
-    from harness.runtime.cluster import load_run, run_ids, system_for
 
     runtime = _runtime()
     ids = [args.run] if args.run else sorted(run_ids(runtime))
@@ -75,13 +105,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         return EXIT_OK
     for run_id in ids:
         run = load_run(run_id, runtime)
-        console.print(status_table(run.id, run.topology.system, system_for(run, runtime).status()))  # type: ignore[attr-defined]
+        console.print(status_table(run.id, run.topology.system, system_for(run, runtime).status()))
     return EXIT_OK
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from harness.report.console import say
-    from harness.runtime.cluster import down, run_ids
+    from harness.lifecycle import down, run_ids
 
     if not args.all and not args.run:
         raise InputError("down: name a run (see `harness status`) or give --all")
@@ -89,24 +118,23 @@ def cmd_down(args: argparse.Namespace) -> int:
     if args.all:
         ids = sorted(run_ids(runtime))
         for run_id in ids:
-            say(f"removed run {run_id} ({down(run_id, runtime)} resources)")
+            log.info(f"removed run {run_id} ({down(run_id, runtime)} resources)")
         leftovers = runtime.remove_run(None)
         if leftovers:
-            say(f"removed {leftovers} more labelled resource(s)")
+            log.info(f"removed {leftovers} more labelled resource(s)")
         if not ids and not leftovers:
-            say("nothing to remove")
+            log.info("nothing to remove")
         return EXIT_OK
     if args.run not in run_ids(runtime):
         raise InputError(f"down: no run {args.run!r} (runs: {', '.join(sorted(run_ids(runtime))) or 'none'})")
-    say(f"removed run {args.run} ({down(args.run, runtime)} resources)")
+    log.info(f"removed run {args.run} ({down(args.run, runtime)} resources)")
     return EXIT_OK
 
 
 def cmd_images_build(args: argparse.Namespace) -> int:
-    from harness.report.console import say
     from harness.runtime.images import ensure_node_image
 
-    ensure_node_image(_runtime(), force=args.force, via=args.via, say=say)
+    ensure_node_image(_runtime(), force=args.force, via=args.via)
     return EXIT_OK
 
 
@@ -115,19 +143,20 @@ def _exit_for(valid: object) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.model.scenario import load_scenario
-    from harness.model.topology import load_topology
-    from harness.report.console import console, result_table, say
-    from harness.runner import run_scenario, validate_plan
+    from harness.plan import validate_pair
+    from harness.report.console import console, result_table
+    from harness.runner import run_scenario
+    from harness.specs import load_scenario, load_topology
 
     topology = load_topology(args.topology)
     scenario = load_scenario(args.scenario)
-    validate_plan(scenario, topology)
+    validate_pair(scenario, topology, Path(args.scenario))  # every problem, before anything starts
     outcome = run_scenario(topology, scenario, runtime=_runtime(), reports=Path(args.reports),
-                           keep=args.keep, seed=args.seed, say=say)  # fmt: skip
+                           keep=args.keep, seed=args.seed)  # fmt: skip
     console.print(result_table(f"{scenario.name} on {topology.name} — run {outcome.run_id}", outcome.result))
     console.print(
-        f"report: {outcome.report_dir}/ (result.json, history.jsonl, events.jsonl, samples.jsonl, logs/)"
+        f"report: {outcome.report_dir}/ (result.json, history.jsonl, events.jsonl, samples.jsonl, "
+        "harness.log, logs/)"
     )
     return _exit_for(outcome.result.valid)
 
@@ -145,15 +174,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _report_dir(name: str) -> Path:
     """A run's report directory: the path itself, or ``reports/<run-id>``."""
     for candidate in (Path(name), Path("reports") / name):
-        if (candidate / "history.jsonl").is_file():
+        if candidate.is_dir():
             return candidate
-    raise InputError(f"{name}: no report there (expected a directory with history.jsonl, or a run id "
-                     "under reports/)")  # fmt: skip
+    raise InputError(f"{name}: no report there (expected a run directory, or a run id under reports/)")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from harness.model.history import read_history, write_edn
-    from harness.report.console import say
+    from harness.model.history import read_history
+    from harness.report.edn import write_edn
 
     report = _report_dir(args.report)
     history = read_history(report / "history.jsonl")
@@ -162,77 +190,112 @@ def cmd_export(args: argparse.Namespace) -> int:
         return EXIT_OK
     target = Path(args.output) if args.output else report / "history.edn"
     write_edn(history, target)
-    say(f"wrote {len(history)} ops to {target} (Jepsen EDN: one op map per line, for Elle and Knossos)")
+    log.info(f"wrote {len(history)} ops to {target} (Jepsen EDN: one op map per line, for Elle and Knossos)")
     return EXIT_OK
 
 
 def _nemesis(run_id: str) -> Any:
     from harness.faults.nemesis import Nemesis
+    from harness.lifecycle import load_run, run_clock, system_for
     from harness.paths import run_dir
-    from harness.report.console import say
-    from harness.runtime.cluster import load_run, run_clock, system_for
 
     runtime = _runtime()
     run = load_run(run_id, runtime)
-    return Nemesis(
-        system_for(run, runtime), events=run_dir(run.id) / "events.jsonl", clock=run_clock(run), say=say
-    )
+    return Nemesis(system_for(run, runtime), events=run_dir(run.id) / "events.jsonl", clock=run_clock(run))
 
 
-def _link_spec(args: argparse.Namespace) -> Any:
-    from harness.faults import link
+LINK_FLAGS = ("latency", "bandwidth", "timeout", "stall", "reset_peer", "slow_close", "slicer", "limit_data",
+              "down")  # fmt: skip
+
+
+def link_doc(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``link:`` step the flags of ``harness fault RUN link`` mean (validated by the step model)."""
     from harness.model.durations import parse_duration
 
-    common = {"direction": args.direction, "toxicity": args.toxicity}
-    ms = lambda v: round(parse_duration(v) * 1000)  # noqa: E731
-    if args.latency:
-        return link.Latency(ms(args.latency), ms(args.jitter or 0), **common)
-    if args.down:
-        return link.Down()
-    if args.stall:
-        return link.Timeout(0, **common)
-    if args.reset_peer:
-        return link.ResetPeer(0, **common)
-    if args.bandwidth is not None:
-        return link.Bandwidth(args.bandwidth, **common)
-    raise InputError("fault link: give one of --latency, --down, --stall, --reset-peer, --bandwidth")
+    def ms(value: str) -> int:
+        try:
+            return round(parse_duration(value) * 1000)
+        except ValueError as exc:
+            raise InputError(f"fault link: {exc}") from None
+
+    given = [k for k in LINK_FLAGS if getattr(args, k) not in (None, False)]
+    if len(given) != 1:
+        flags = ", ".join("--" + k.replace("_", "-") for k in LINK_FLAGS)
+        raise InputError(f"fault link: give exactly one of {flags}")
+    (kind,) = given
+    value = getattr(args, kind)
+    doc: dict[str, Any] = {"target": args.target, "kind": kind}
+    if kind != "down":
+        doc |= {"direction": args.direction or ("both" if kind == "stall" else "downstream"),
+                "toxicity": args.toxicity}  # fmt: skip
+    if kind == "latency":
+        doc |= {"latency_ms": ms(value), "jitter_ms": ms(args.jitter or "0")}
+    elif kind == "bandwidth":
+        doc["rate_kbps"] = value
+    elif kind in ("timeout", "reset_peer"):
+        doc["timeout_ms"] = ms(value)
+    elif kind == "slow_close":
+        doc["delay_ms"] = ms(value)
+    elif kind == "limit_data":
+        doc["bytes"] = value
+    elif kind == "slicer":
+        size, _, rest = str(value).partition(":")
+        variation, _, delay = rest.partition(":")
+        try:
+            doc |= {
+                "average_size": int(size),
+                "size_variation": int(variation or 0),
+                "delay_us": int(delay or 0),
+            }
+        except ValueError:
+            raise InputError(
+                f"fault link: --slicer: expected SIZE[:VARIATION[:DELAY_US]], got {value!r}"
+            ) from None
+    return doc
+
+
+def fault_step(args: argparse.Namespace) -> Any:
+    """The step model ``harness fault RUN ...`` applies: the same models scenario files are parsed into."""
+    from harness.model.faults import parse_step
+
+    if args.fault == "partition":
+        if args.isolate:
+            shape: Any = {"isolate": args.isolate}
+        elif args.groups:
+            shape = {"groups": [g.split(",") for g in args.groups.split(";")]}
+        elif args.one_way:
+            src, _, dst = args.one_way.partition(":")
+            to = dst.split(",")
+            shape = {"one_way": {"from": src, "to": to[0] if len(to) == 1 else to}}
+        else:
+            shape = {"shape": args.shape or "halves"}
+        return parse_step({"partition": shape}, "fault partition")
+    if args.fault == "link":
+        return parse_step({"link": link_doc(args)}, "fault")
+    if args.fault == "crash-all":
+        return parse_step({"crash_all": {"window": args.window}}, "fault crash-all")
+    return parse_step({args.fault: args.target}, "fault")
 
 
 def cmd_fault(args: argparse.Namespace) -> int:
     from harness.report.console import console
 
+    step = fault_step(args)  # bad flags are refused before the run is even looked up
     nemesis = _nemesis(args.run)
-    if args.fault == "partition":
-        if args.isolate:
-            event = nemesis.partition("isolate", node=args.isolate)
-        elif args.groups:
-            groups = [g.split(",") for g in args.groups.split(";")]
-            event = nemesis.partition("groups", groups=groups)
-        elif args.one_way:
-            src, _, dst = args.one_way.partition(":")
-            event = nemesis.partition("one_way", src=src, dst=dst.split(","))
-        else:
-            event = nemesis.partition(args.shape or "halves")
-    elif args.fault == "link":
-        event = nemesis.link(args.target, _link_spec(args))
-    elif args.fault == "crash-all":
-        event = nemesis.crash_all(args.window)
-    elif args.fault in ("resume", "start"):
-        events = getattr(nemesis, args.fault)(args.target)
+    events = nemesis.apply(step)
+    if args.fault in ("resume", "start"):
         console.print(f"{args.fault}: {', '.join(e.id for e in events) or 'nothing to do'}")
         return EXIT_OK
-    else:
-        event = getattr(nemesis, args.fault)(args.target)
-    console.print(f"[bold]{event.id}[/bold] {event.name} on {event.target} via {event.mechanism} — in effect")
+    for event in events:
+        target = event.target if isinstance(event.target, str) else ",".join(event.target)
+        console.print(f"[bold]{event.id}[/bold] {event.name} on {target} via {event.mechanism} — in effect")
     return EXIT_OK
 
 
 def cmd_heal(args: argparse.Namespace) -> int:
-    from harness.report.console import say
-
     nemesis = _nemesis(args.run)
     nemesis.heal(wait=not args.no_wait)
-    say(f"run {args.run} healed: no partition, no toxics, nothing paused, every node up")
+    log.info(f"run {args.run} healed: no partition, no toxics, nothing paused, every node up")
     return EXIT_OK
 
 
@@ -254,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("validate", cmd_validate, "check topology and scenario files; exit 2 on the first bad one")
+    p = add("validate", cmd_validate, "check topology and scenario files, and each topology with each "
+                                      "scenario; every problem, one line each, exit 2")  # fmt: skip
     p.add_argument("files", nargs="+", metavar="FILE")
     p = add("up", cmd_up, "bring a topology's cluster up and return once it is ready")
     p.add_argument("topology", metavar="TOPOLOGY")
@@ -293,13 +357,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--one-way", metavar="SRC:DST", help="SRC cannot reach DST (DST can reach SRC)")
     f = faults.add_parser("link", help="a Toxiproxy fault on a client link (node name or proxy name)")
     f.add_argument("target", metavar="LINK")
-    f.add_argument("--latency", metavar="DURATION")
+    kinds = f.add_mutually_exclusive_group(required=True)
+    kinds.add_argument("--latency", metavar="DURATION", help="delay data (with --jitter)")
+    kinds.add_argument("--bandwidth", type=int, metavar="KB/s", help="limit the rate")
+    kinds.add_argument("--timeout", metavar="DURATION", help="stop data, close connections after DURATION")
+    kinds.add_argument("--stall", action="store_true", help="stop data, keep connections open")
+    kinds.add_argument("--reset-peer", metavar="DURATION", nargs="?", const="0", help="reset connections")
+    kinds.add_argument("--slow-close", metavar="DURATION", help="delay closes")
+    kinds.add_argument("--slicer", metavar="SIZE[:VAR[:US]]", help="slice data into small packets")
+    kinds.add_argument("--limit-data", type=int, metavar="BYTES", help="close after BYTES")
+    kinds.add_argument("--down", action="store_true", help="disable the proxy")
     f.add_argument("--jitter", metavar="DURATION")
-    f.add_argument("--bandwidth", type=int, metavar="KB/s")
-    f.add_argument("--down", action="store_true")
-    f.add_argument("--stall", action="store_true")
-    f.add_argument("--reset-peer", action="store_true")
-    f.add_argument("--direction", choices=["upstream", "downstream", "both"], default="downstream")
+    f.add_argument("--direction", choices=["upstream", "downstream", "both"], default=None,
+                   help="default downstream (both for --stall)")  # fmt: skip
     f.add_argument("--toxicity", type=float, default=1.0)
     for name, text in [("kill", "SIGKILL"), ("pause", "freeze"), ("stop", "graceful stop"),
                        ("start", "start stopped nodes"), ("restart", "stop then start"),
@@ -307,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         f = faults.add_parser(name, help=f"{text} a node (name, role or all)")
         f.add_argument("target", nargs="?", default="primary" if name not in ("start", "resume") else "all")
     f = faults.add_parser("crash-all", help="SIGKILL every node within a window")
-    f.add_argument("--window", type=float, default=0.0, metavar="SECONDS")
+    f.add_argument("--window", default="0s", metavar="DURATION")
     p = add("heal", cmd_heal, "undo every fault of a run and wait until it is healthy")
     p.add_argument("run", metavar="RUN")
     p.add_argument("--no-wait", action="store_true", help="return without waiting for recovery")
@@ -317,12 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from harness.report.console import error
+    from harness.errors import IncompleteRunError
+    from harness.report.console import error, log_to_console
 
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, raise_interrupt)
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    log_to_console()
     try:
         return int(args.func(args))
+    except IncompleteRunError as exc:
+        error(str(exc))
+        return EXIT_UNKNOWN
     except InputError as exc:
         error(str(exc))
         return EXIT_USAGE
@@ -335,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         error("interrupted; everything this command started was removed")
         return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

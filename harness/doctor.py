@@ -30,7 +30,7 @@ def checks() -> list[tuple[str, bool, str, str]]:
         from harness.runtime.docker import DockerRuntime
 
         runtime = DockerRuntime()
-        engine, found = True, f"Docker {runtime.client.version().get('Version', '?')}"
+        engine, found = True, f"Docker {runtime.version()}"
     except Exception as exc:
         found = str(exc).split(";")[0][:80]
     rows.append(

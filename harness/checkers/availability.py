@@ -29,8 +29,7 @@ if there is none; ``in_window`` says whether the fault was still in effect then)
   while the fault was still in effect); ``time_to_recover_ns`` is measured from the event end for "heal"
   and from the event start for "failover". Both are None when the service never recovered.
 
-Options (``ctx.options["availability"]``): ``write_fs``, ``demand_fs``, ``bin_ms`` (100), ``max_outage_s`` (None: the
-longest outage is a figure, not a verdict), ``min_availability`` (None), ``max_outages`` (listed, 100).
+Options (``ctx.options["availability"]``): see ``AvailabilityOptions``.
 
 Verdict: unknown when there were no writes; False when a threshold option is exceeded; else True.
 """
@@ -41,16 +40,34 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from harness.checkers.base import CheckContext, Result, Validity, merge_valid
+from harness.checkers.base import CheckContext, CheckerOptions, Result, Validity, merge_valid
 from harness.checkers.common import small_unique
 from harness.model.history import FAIL, INFO, INVOKE, OK, Event, History
 
-__all__ = ["DEFAULT_WRITE_FS", "check_availability"]
+__all__ = ["DEFAULT_WRITE_FS", "AvailabilityOptions", "check_availability"]
 
 DEFAULT_WRITE_FS = ("add", "enqueue", "transfer", "write")
 DEFAULT_DEMAND_FS = ("connect",)
 _MAX_BINS = 50_000_000  # 58 days of 100 ms bins
+
+
+class AvailabilityOptions(CheckerOptions):
+    """``checks.availability``: which ops are writes, the bin length and the optional thresholds."""
+
+    write_fs: tuple[str, ...] = Field(default=DEFAULT_WRITE_FS, description="the fs of write ops")
+    demand_fs: tuple[str, ...] = Field(
+        default=DEFAULT_DEMAND_FS, description="the fs of demand ops (a write_fs among them is a write)"
+    )
+    bin_ms: float = Field(default=100.0, ge=0.001, description="bin length, in ms")
+    max_outage_s: float | None = Field(
+        default=None, ge=0, description="longest outage allowed (None: a figure, not a verdict)"
+    )
+    min_availability: float | None = Field(
+        default=None, ge=0, le=1, description="lowest availability allowed"
+    )
+    max_outages: int = Field(default=100, ge=0, description="outages listed in the figures")
 
 
 def _runs(states: np.ndarray) -> list[tuple[int, int, int]]:
@@ -158,13 +175,10 @@ def _timeline(offered: np.ndarray, available: np.ndarray, g: _Grid) -> list[list
 
 
 def check_availability(history: History, ctx: CheckContext) -> Result:
-    o = ctx.opts("availability")
-    write_fs = tuple(o.get("write_fs", DEFAULT_WRITE_FS))
-    demand_fs = tuple(f for f in o.get("demand_fs", DEFAULT_DEMAND_FS) if f not in write_fs)
-    bin_ns = round(float(o.get("bin_ms", 100)) * 1_000_000)
-    if bin_ns <= 0:
-        raise ValueError("bin_ms must be > 0")
-    max_outages = int(o.get("max_outages", 100))
+    o = ctx.options_for("availability", AvailabilityOptions)
+    write_fs, max_outages = o.write_fs, o.max_outages
+    demand_fs = tuple(f for f in o.demand_fs if f not in write_fs)
+    bin_ns = round(o.bin_ms * 1_000_000)
     events = ctx.sorted_events()
 
     g = _Grid(history, write_fs, bin_ns, demand_fs)
@@ -242,14 +256,12 @@ def check_availability(history: History, ctx: CheckContext) -> Result:
 
     verdicts: list[Validity] = [True]
     notes: list[str] = []
-    max_outage_s = o.get("max_outage_s")
-    if max_outage_s is not None and longest > float(max_outage_s) * 1e9:
+    if o.max_outage_s is not None and longest > o.max_outage_s * 1e9:
         verdicts.append(False)
-        notes.append(f"longest outage {longest / 1e9:.3f} s > max_outage_s {max_outage_s}")
-    min_avail = o.get("min_availability")
-    if min_avail is not None and figures["availability"] < float(min_avail):
+        notes.append(f"longest outage {longest / 1e9:.3f} s > max_outage_s {o.max_outage_s}")
+    if o.min_availability is not None and figures["availability"] < o.min_availability:
         verdicts.append(False)
-        notes.append(f"availability {figures['availability']:.4f} < min_availability {min_avail}")
+        notes.append(f"availability {figures['availability']:.4f} < min_availability {o.min_availability}")
     if len(outages) > max_outages:
         notes.append(f"{len(outages)} outages, first {max_outages} listed")
     return Result(merge_valid(verdicts), figures=figures, details=details, notes=tuple(notes))

@@ -7,9 +7,7 @@ History shape:
 * ``read``: ``ok`` value = ``{account: balance}`` for every account, read in one transaction. (JSON object
   keys are strings, so account 0 arrives as "0".)
 
-Options (``ctx.options["bank"]``): ``expected_total`` (default: the first ok read's total, noted as such),
-``accounts`` (the full account list; when given, a read with other keys is a violation),
-``allow_negative`` (False), ``transfer_f`` ("transfer"), ``read_f`` ("read").
+Options (``ctx.options["bank"]``): see ``BankOptions``.
 
 Verdict: unknown without any ok read; False when any read has the wrong total, a negative balance (unless
 allowed), a null balance, or (with ``accounts``) the wrong set of accounts; else True.
@@ -20,10 +18,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.checkers.base import CheckContext, Result
+from pydantic import Field
+
+from harness.checkers.base import CheckContext, CheckerOptions, Name, Result
 from harness.model.history import FAIL, INFO, OK, History
 
-__all__ = ["check_bank"]
+__all__ = ["BankOptions", "check_bank"]
+
+
+class BankOptions(CheckerOptions):
+    """``checks.bank``: the invariant's total and accounts, and the op names."""
+
+    expected_total: float | None = Field(
+        default=None, description="the total every read must show (None: the first ok read's, noted as such)"
+    )
+    accounts: tuple[Name, ...] | None = Field(
+        default=None, description="the full account list; when given, a read with other keys is a violation"
+    )
+    allow_negative: bool = Field(default=False, description="a negative balance is no violation")
+    transfer_f: str = "transfer"
+    read_f: str = "read"
 
 
 def _read_problems(
@@ -50,13 +64,11 @@ def _read_problems(
 
 
 def check_bank(history: History, ctx: CheckContext) -> Result:
-    o = ctx.opts("bank")
-    transfer_f: str = o.get("transfer_f", "transfer")
-    read_f: str = o.get("read_f", "read")
-    allow_negative = bool(o.get("allow_negative", False))
-    accounts = None if o.get("accounts") is None else frozenset(str(a) for a in o["accounts"])
+    o = ctx.options_for("bank", BankOptions)
+    read_f = o.read_f
+    accounts = None if o.accounts is None else frozenset(o.accounts)
 
-    tm = history.mask(transfer_f)
+    tm = history.mask(o.transfer_f)
     figures: dict[str, Any] = {
         "transfers_ok": int((tm & (history.type == OK)).sum()),
         "transfers_failed": int((tm & (history.type == FAIL)).sum()),
@@ -68,7 +80,7 @@ def check_bank(history: History, ctx: CheckContext) -> Result:
         return Result("unknown", figures=figures, notes=(f"no ok {read_f!r} op",))
 
     notes: list[str] = []
-    expected = o.get("expected_total")
+    expected = o.expected_total
     source = "option"
     if expected is None:
         first = history.value(rows[0])
@@ -88,7 +100,7 @@ def check_bank(history: History, ctx: CheckContext) -> Result:
     first_violation: dict[str, Any] | None = None
     for r in rows:
         value = history.value(r)
-        total, kinds, negative = _read_problems(value, expected, accounts, allow_negative)
+        total, kinds, negative = _read_problems(value, expected, accounts, o.allow_negative)
         negative_balances += len(negative)
         if total is not None:
             totals.append(total)

@@ -6,10 +6,13 @@ checksums, options) and returns a ``Result`` with one of three verdicts: ``True`
 re-checking a stored run gives the same ``to_dict()`` exactly.
 
 ``merge_valid`` ranks False > "unknown" > True. ``compose`` runs several named checkers (each through
-``check_safe``, so one crash yields ``unknown`` with the error text instead of sinking the lot).
+``check_safe``, so one crash yields ``unknown`` with the error text instead of sinking the lot; bad options
+are the user's error, an ``InputError``, and are raised).
 
-Options are namespaced by checker name: ``CheckContext(options={"availability": {"max_outage_s": 5}})``;
-a checker reads its own with ``ctx.opts("availability")``.
+Options are namespaced by checker name: ``CheckContext(options={"availability": {"max_outage_s": 5}})``.
+Each checker declares them as a ``CheckerOptions`` model beside it and reads its own with
+``ctx.options_for("availability", AvailabilityOptions)``: an unknown option or a value of the wrong type
+raises ``OptionsError``.
 """
 
 from __future__ import annotations
@@ -18,21 +21,29 @@ import math
 import traceback
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeAlias
+from typing import Annotated, Any, Literal, Protocol, TypeAlias, TypeVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
+from harness.errors import InputError
 from harness.model.history import Event, History, Sample
 
 __all__ = [
     "CheckContext",
     "Checker",
+    "CheckerOptions",
+    "Name",
+    "OptionsError",
+    "Problem",
     "Result",
     "Validity",
     "check_safe",
     "compose",
     "jsonable",
     "merge_valid",
+    "parse_options",
 ]
 
 Validity: TypeAlias = Literal[True, False, "unknown"]
@@ -129,6 +140,59 @@ class Result:
         )
 
 
+Problem: TypeAlias = tuple[tuple[str | int, ...], str]
+"""One invalid option: (location, starting with "checks", message)."""
+
+Name = Annotated[str, Field(coerce_numbers_to_str=True)]
+"""A node, table or account name; a number is taken as its string (JSON object keys are strings)."""
+
+
+class CheckerOptions(BaseModel):
+    """Base of every checker's options: frozen, and an unknown option is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+OptionsT = TypeVar("OptionsT", bound=CheckerOptions)
+
+
+class OptionsError(InputError):
+    """Invalid checker options; ``problems`` lists every one, ``str()`` is one line."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{_dotted(loc)}: {message}" for loc, message in problems))
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).removeprefix(".")
+
+
+def parse_options(name: str, model: type[OptionsT], options: Mapping[str, Any]) -> OptionsT:
+    """``options`` of checker ``name`` as ``model``; raises ``OptionsError`` listing every problem."""
+    try:
+        return model.model_validate(options)
+    except ValidationError as e:
+        raise OptionsError([_problem(name, model, err) for err in e.errors(include_url=False)]) from None
+
+
+_MESSAGES = {  # pydantic's words where they would puzzle someone writing YAML
+    "tuple_type": "input should be a list",
+    "model_type": "input should be a mapping of options",
+}
+
+
+def _problem(name: str, model: type[CheckerOptions], err: ErrorDetails) -> Problem:
+    loc = ("checks", name, *err["loc"])
+    if err["type"] == "extra_forbidden":
+        expected = ", ".join(model.model_fields)
+        return loc, f"unknown option {err['loc'][-1]!r}, expected one of: {expected}"
+    message = _MESSAGES.get(err["type"]) or err["msg"][0].lower() + err["msg"][1:]
+    if not isinstance(err["input"], Mapping | list | tuple):
+        message += f", got {err['input']!r}"
+    return loc, message
+
+
 @dataclass(frozen=True)
 class CheckContext:
     """Everything besides the op history a checker may read. Frozen; build one per check.
@@ -155,6 +219,11 @@ class CheckContext:
         """Options for checker ``name`` (empty when none were given)."""
         return self.options.get(name) or {}
 
+    def options_for(self, name: str, model: type[OptionsT]) -> OptionsT:
+        """Options for checker ``name`` as ``model`` (its defaults when none were given); raises
+        ``OptionsError`` (an ``InputError``) for an unknown option or a bad value."""
+        return parse_options(name, model, self.opts(name))
+
     def sorted_events(self) -> list[Event]:
         return sorted(self.events, key=lambda e: (e.start, e.id))
 
@@ -166,11 +235,14 @@ class Checker(Protocol):
 
 
 def check_safe(checker: Checker) -> Checker:
-    """Wrap ``checker`` so that an exception becomes ``Result("unknown", error=...)``."""
+    """Wrap ``checker`` so that an exception becomes ``Result("unknown", error=...)``, except an
+    ``InputError`` (e.g. bad options), which is the user's to fix and is raised."""
 
     def safe(history: History, ctx: CheckContext, /) -> Result:
         try:
             return checker(history, ctx)
+        except InputError:
+            raise
         except Exception as e:  # the point: a crashing checker must not sink the report
             return Result(
                 valid="unknown",
@@ -185,7 +257,8 @@ def check_safe(checker: Checker) -> Checker:
 
 
 def compose(checkers: Mapping[str, Checker]) -> Checker:
-    """Run each named checker (safely, in name order given) and merge the verdicts.
+    """Run each named checker (safely, in name order given) and merge the verdicts; an ``InputError``
+    of any of them is raised.
 
     The composed result has ``valid`` = ``merge_valid`` of the children and ``children`` = {name: result}.
     """

@@ -25,8 +25,7 @@ A *final* read is an ok read invoked after every add was invoked and every ``ok`
 how far the lowest final read falls below its lower bound (with unit deltas: the number of acknowledged adds
 missing from the final value).
 
-Options (``ctx.options["counter"]``): ``add_f`` ("add"), ``read_f`` ("read"), ``initial`` (0),
-``examples`` (how many bad reads to list, 5).
+Options (``ctx.options["counter"]``): see ``CounterOptions``.
 
 Figures: totals (keys, read ops, reads, bad/stale/phantom/malformed reads, lost updates, adds by outcome,
 final reads, the first bad reads) and ``per_key``: reads, bad reads, adds by outcome, final value(s), the
@@ -43,13 +42,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from harness.checkers.base import CheckContext, Result
+from harness.checkers.base import CheckContext, CheckerOptions, Result
 from harness.model.history import FAIL, INFO, OK, History
 
-__all__ = ["check_counter"]
+__all__ = ["CounterOptions", "check_counter"]
 
 _KINDS = ("stale", "phantom", "malformed")
+
+
+class CounterOptions(CheckerOptions):
+    """``checks.counter``: the op names, every counter's initial value and how many bad reads to list."""
+
+    add_f: str = "add"
+    read_f: str = "read"
+    initial: int = Field(default=0, description="every counter's value before any add")
+    examples: int = Field(default=5, ge=0, description="how many bad reads to list")
 
 
 @dataclass
@@ -148,20 +157,16 @@ def _bounds(certain: _Sums, possible: _Sums, invoke: int, done: int, initial: in
 
 
 def check_counter(history: History, ctx: CheckContext) -> Result:
-    o = ctx.opts("counter")
-    add_f: str = o.get("add_f", "add")
-    read_f: str = o.get("read_f", "read")
-    initial = int(o.get("initial", 0))
-    n_examples = int(o.get("examples", 5))
+    o = ctx.options_for("counter", CounterOptions)
 
-    adds, last_add_row, malformed_adds = _collect_adds(history, add_f)
+    adds, last_add_row, malformed_adds = _collect_adds(history, o.add_f)
     sums = {
         k: (_Sums(a.certain_rows, a.certain), _Sums(a.possible_rows, a.possible)) for k, a in adds.items()
     }
     empty = (_Sums([], []), _Sums([], []))
     tallies: dict[str, _KeyTally] = {k: _KeyTally() for k in adds}
     examples: list[dict[str, Any]] = []
-    read_rows = history.rows(read_f, "ok").tolist()
+    read_rows = history.rows(o.read_f, "ok").tolist()
     invoke_of = history.invoke_of
     final_reads = 0
     for row in read_rows:
@@ -173,13 +178,13 @@ def check_counter(history: History, ctx: CheckContext) -> Result:
         items = value.items() if isinstance(value, Mapping) else [("*", None)]  # not a map: malformed
         for raw_key, v in items:
             key = str(raw_key)
-            lower, upper = _bounds(*sums.get(key, empty), invoke, row, initial)
+            lower, upper = _bounds(*sums.get(key, empty), invoke, row, o.initial)
             kind = tallies.setdefault(key, _KeyTally()).count(v, lower, upper, final)
-            if kind is not None and len(examples) < n_examples:
+            if kind is not None and len(examples) < o.examples:
                 examples.append({"index": int(history.index[row]), "node": history.op(row).node, "key": key,
                                  "value": v, "lower": lower, "upper": upper, "kind": kind, "final": final})  # fmt: skip
     end = len(history)
-    bounds = {k: _bounds(*sums.get(k, empty), end, end, initial) for k in tallies}
+    bounds = {k: _bounds(*sums.get(k, empty), end, end, o.initial) for k in tallies}
     return _result(adds, tallies, bounds, examples, len(read_rows), final_reads, malformed_adds)
 
 

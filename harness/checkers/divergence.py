@@ -7,7 +7,7 @@ A table *differs* when some node lacks it or two nodes disagree on its rows or c
 Figures: nodes, tables, differing (table names), and per differing table the entry of each node
 (None where missing).
 
-Options (``ctx.options["divergence"]``): ``tables`` (only compare these; default all).
+Options (``ctx.options["divergence"]``): see ``DivergenceOptions``.
 
 Verdict: unknown without checksums or with fewer than two nodes; False when any table differs; else True.
 """
@@ -17,10 +17,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.checkers.base import CheckContext, Result
+from pydantic import Field
+
+from harness.checkers.base import CheckContext, CheckerOptions, Name, Result
 from harness.model.history import History
 
-__all__ = ["check_divergence"]
+__all__ = ["DivergenceOptions", "check_divergence"]
+
+
+class DivergenceOptions(CheckerOptions):
+    """``checks.divergence``: which tables to compare."""
+
+    tables: tuple[Name, ...] | None = Field(default=None, description="only compare these (None: all)")
 
 
 def _entry(e: Any) -> dict[str, Any] | None:
@@ -32,15 +40,14 @@ def _entry(e: Any) -> dict[str, Any] | None:
 
 
 def check_divergence(history: History, ctx: CheckContext) -> Result:
-    o = ctx.opts("divergence")
+    o = ctx.options_for("divergence", DivergenceOptions)
     sums = ctx.checksums
     if not sums:
         return Result("unknown", notes=("no final checksums",))
     nodes = sorted(sums)
     if len(nodes) < 2:
         return Result("unknown", figures={"nodes": nodes}, notes=("fewer than two nodes to compare",))
-    only = None if o.get("tables") is None else {str(t) for t in o["tables"]}
-    tables = sorted({t for n in nodes for t in sums[n]} if only is None else only)
+    tables = sorted({t for n in nodes for t in sums[n]} if o.tables is None else set(o.tables))
     differing: dict[str, dict[str, Any]] = {}
     for table in tables:
         by_node = {n: _entry(sums[n].get(table)) for n in nodes}

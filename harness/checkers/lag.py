@@ -11,8 +11,7 @@ lag <= ``caught_up_s`` (default 1 s; None if never), and the highest lag seen in
 ``details["series"]``: per node, at most ``max_points`` (1000) points ``{"t": [...ns], "lag_s": [...]}``;
 longer series are cut into equal-count chunks, each giving its maximum stamped with its first sample's time.
 
-Options (``ctx.options["lag"]``): ``metric``, ``caught_up_s``, ``max_points``, ``max_lag_s`` (None),
-``max_catch_up_s`` (None).
+Options (``ctx.options["lag"]``): see ``LagOptions``.
 
 Verdict: unknown without numeric samples; False when ``max_lag_s`` or ``max_catch_up_s`` is exceeded (never
 catching up after a heal exceeds it); else True.
@@ -23,11 +22,24 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from harness.checkers.base import CheckContext, Result, Validity, merge_valid
+from harness.checkers.base import CheckContext, CheckerOptions, Result, Validity, merge_valid
 from harness.model.history import Event, History, Sample
 
-__all__ = ["check_lag"]
+__all__ = ["LagOptions", "check_lag"]
+
+
+class LagOptions(CheckerOptions):
+    """``checks.lag``: the metric, when a replica counts as caught up, the series size and the thresholds."""
+
+    metric: str = Field(default="replication_lag_s", description="the samples' metric")
+    caught_up_s: float = Field(default=1.0, ge=0, description="a replica at most this far behind caught up")
+    max_points: int = Field(default=1000, ge=1, description="points per node in details['series']")
+    max_lag_s: float | None = Field(default=None, ge=0, description="highest lag allowed")
+    max_catch_up_s: float | None = Field(
+        default=None, ge=0, description="longest catch-up after a heal allowed"
+    )
 
 
 def _series_by_node(samples: list[Sample]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -92,12 +104,8 @@ def _catch_up(ev: Event, t: np.ndarray, v: np.ndarray, threshold: float) -> dict
 
 
 def check_lag(history: History, ctx: CheckContext) -> Result:
-    o = ctx.opts("lag")
-    metric: str = o.get("metric", "replication_lag_s")
-    threshold = float(o.get("caught_up_s", 1.0))
-    max_points = int(o.get("max_points", 1000))
-    if max_points < 1:
-        raise ValueError("max_points must be >= 1")
+    o = ctx.options_for("lag", LagOptions)
+    metric, threshold = o.metric, o.caught_up_s
     series = _series_by_node([s for s in ctx.samples if s.metric == metric])
     figures: dict[str, Any] = {"metric": metric, "nodes": list(series)}
     per_node = {node: _stats(v) for node, (_, v) in series.items()}
@@ -120,22 +128,21 @@ def check_lag(history: History, ctx: CheckContext) -> Result:
             }
         )
     figures["heals"] = heals
-    details = {"series": {node: _downsample(t, v, max_points) for node, (t, v) in series.items()}}
+    details = {"series": {node: _downsample(t, v, o.max_points) for node, (t, v) in series.items()}}
 
     verdicts: list[Validity] = [True]
     notes: list[str] = []
-    max_lag = o.get("max_lag_s")
-    if max_lag is not None and figures["overall"]["max"] > float(max_lag):
+    if o.max_lag_s is not None and figures["overall"]["max"] > o.max_lag_s:
         verdicts.append(False)
-        notes.append(f"max lag {figures['overall']['max']} s > max_lag_s {max_lag}")
-    max_cu = o.get("max_catch_up_s")
+        notes.append(f"max lag {figures['overall']['max']} s > max_lag_s {o.max_lag_s}")
+    max_cu = o.max_catch_up_s
     if max_cu is not None:
         for h in heals:
             for node, c in h["nodes"].items():
                 if c["samples_after"] == 0:
                     verdicts.append("unknown")
                     notes.append(f"{node}: no samples after heal of {h['event']}")
-                elif c["catch_up_s"] is None or c["catch_up_s"] > float(max_cu):
+                elif c["catch_up_s"] is None or c["catch_up_s"] > max_cu:
                     verdicts.append(False)
                     notes.append(f"{node}: catch-up after {h['event']} {c['catch_up_s']} s > {max_cu} s")
     return Result(merge_valid(verdicts), figures=figures, details=details, notes=tuple(notes))

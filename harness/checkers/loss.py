@@ -16,10 +16,7 @@ present; *fail_present* = failed yet present (a violation: a ``fail`` must not h
 *duplicated* = read more than once within one read. Per node ("all nodes"): an acknowledged id absent from
 that node's final read is lost on that node.
 
-Options (``ctx.options["set"]``): ``add_f`` ("add"), ``read_f`` ("read"), ``require_all_nodes`` (True: a
-node missing an acknowledged id makes the run invalid, and a node without a final read makes it unknown),
-``nodes`` (the nodes expected to have a final read; default: every node that attempted one),
-``max_ranges`` (50).
+Options (``ctx.options["set"]``): see ``SetOptions``.
 
 Verdict: unknown without any final read; False on lost, unexpected, fail_present or duplicated ids (or
 per-node loss when ``require_all_nodes``); else True.
@@ -30,8 +27,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from harness.checkers.base import CheckContext, Result, Validity, merge_valid
+from harness.checkers.base import CheckContext, CheckerOptions, Name, Result, Validity, merge_valid
 from harness.checkers.common import (
     MAX_RANGES,
     as_id_array,
@@ -45,9 +43,25 @@ from harness.checkers.common import (
 )
 from harness.model.history import History
 
-__all__ = ["check_set", "first_per_id", "int_ids", "last_per_node"]
+__all__ = ["SetOptions", "check_set", "first_per_id", "int_ids", "last_per_node"]
 
 _ANY_NODE = "*"
+
+
+class SetOptions(CheckerOptions):
+    """``checks.set``: the op names, which nodes must have kept every id, and the ranges listed."""
+
+    add_f: str = "add"
+    read_f: str = "read"
+    require_all_nodes: bool = Field(
+        default=True,
+        description="a node missing an acknowledged id makes the run invalid, one without a final read unknown",
+    )
+    nodes: tuple[Name, ...] | None = Field(
+        default=None,
+        description="the nodes expected to have a final read (None: every node that attempted one)",
+    )
+    max_ranges: int = Field(default=MAX_RANGES, ge=0, description="id ranges listed per figure")
 
 
 def int_ids(history: History, rows: np.ndarray, what: str) -> np.ndarray:
@@ -82,11 +96,8 @@ def last_per_node(history: History, rows: np.ndarray) -> dict[str, int]:
 
 
 def check_set(history: History, ctx: CheckContext) -> Result:
-    o = ctx.opts("set")
-    add_f: str = o.get("add_f", "add")
-    read_f: str = o.get("read_f", "read")
-    require_all: bool = bool(o.get("require_all_nodes", True))
-    max_ranges: int = int(o.get("max_ranges", MAX_RANGES))
+    o = ctx.options_for("set", SetOptions)
+    add_f, read_f, max_ranges = o.add_f, o.read_f, o.max_ranges
     events = ctx.sorted_events()
 
     attempted = unique_sorted(int_ids(history, history.rows(add_f, "invoke"), "add invoke"))
@@ -117,7 +128,7 @@ def check_set(history: History, ctx: CheckContext) -> Result:
     ok_times = history.time[ok_rows]
     lost_t = first_per_id(ok_ids, ok_times, lost)
 
-    expected_nodes = _expected_nodes(history, read_f, final, o.get("nodes"))
+    expected_nodes = _expected_nodes(history, read_f, final, o.nodes)
     missing_read = sorted(set(expected_nodes) - set(final))
     per_node: dict[str, dict[str, Any]] = {}
     lost_somewhere = np.zeros(len(acked), dtype=bool)
@@ -161,7 +172,7 @@ def check_set(history: History, ctx: CheckContext) -> Result:
         if figures[name]:
             verdicts.append(False)
             notes.append(f"{figures[name]} {name.replace('_', ' ')} id(s): {figures[name + '_ranges']}")
-    if require_all:
+    if o.require_all_nodes:
         if lost_any_node > len(lost):
             verdicts.append(False)
             notes.append(f"{lost_any_node} acknowledged id(s) missing from some node's final read")
@@ -171,8 +182,10 @@ def check_set(history: History, ctx: CheckContext) -> Result:
     return Result(merge_valid(verdicts), figures=figures, notes=tuple(notes))
 
 
-def _expected_nodes(history: History, read_f: str, final: dict[str, int], given: Any) -> list[str]:
+def _expected_nodes(
+    history: History, read_f: str, final: dict[str, int], given: tuple[str, ...] | None
+) -> list[str]:
     """Nodes that should have a final read: ``given``, else every node that attempted a read."""
     if given is not None:
-        return sorted(str(n) for n in given)
+        return sorted(given)
     return sorted(set(last_per_node(history, history.rows(read_f))) | set(final))

@@ -18,8 +18,7 @@ and delivered; *fail_present* = failed yet delivered; *duplicated* = delivered m
 ids whose extra deliveries all carried the redelivered flag (at-least-once redelivery) and the rest
 (``duplicated_unflagged``).
 
-Options (``ctx.options["queue"]``): ``enqueue_f`` ("enqueue"), ``dequeue_f`` ("dequeue"), ``drain_f``
-("drain"), ``allow_duplicates`` (True: AMQP is at-least-once), ``max_ranges`` (50).
+Options (``ctx.options["queue"]``): see ``QueueOptions``.
 
 Verdict: unknown without an ok drain; False on lost, unexpected or fail_present ids (or duplicates when
 ``allow_duplicates`` is False); else True.
@@ -31,8 +30,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from harness.checkers.base import CheckContext, Result, Validity, merge_valid
+from harness.checkers.base import CheckContext, CheckerOptions, Result, Validity, merge_valid
 from harness.checkers.common import (
     MAX_RANGES,
     as_id_array,
@@ -46,7 +46,17 @@ from harness.checkers.common import (
 from harness.checkers.loss import first_per_id, int_ids
 from harness.model.history import History
 
-__all__ = ["check_queue", "parse_delivery"]
+__all__ = ["QueueOptions", "check_queue", "parse_delivery"]
+
+
+class QueueOptions(CheckerOptions):
+    """``checks.queue``: the op names, whether duplicates are allowed, and the ranges listed."""
+
+    enqueue_f: str = "enqueue"
+    dequeue_f: str = "dequeue"
+    drain_f: str = "drain"
+    allow_duplicates: bool = Field(default=True, description="AMQP is at-least-once")
+    max_ranges: int = Field(default=MAX_RANGES, ge=0, description="id ranges listed per figure")
 
 
 def parse_delivery(v: Any, where: str) -> tuple[int, bool] | None:
@@ -124,12 +134,9 @@ def _collect(history: History, dequeue_f: str, drain_f: str) -> tuple[_Deliverie
 
 
 def check_queue(history: History, ctx: CheckContext) -> Result:
-    o = ctx.opts("queue")
-    enqueue_f: str = o.get("enqueue_f", "enqueue")
-    dequeue_f: str = o.get("dequeue_f", "dequeue")
-    drain_f: str = o.get("drain_f", "drain")
-    allow_dups: bool = bool(o.get("allow_duplicates", True))
-    max_ranges: int = int(o.get("max_ranges", MAX_RANGES))
+    o = ctx.options_for("queue", QueueOptions)
+    enqueue_f, dequeue_f, drain_f = o.enqueue_f, o.dequeue_f, o.drain_f
+    allow_dups, max_ranges = o.allow_duplicates, o.max_ranges
     events = ctx.sorted_events()
 
     attempted = unique_sorted(int_ids(history, history.rows(enqueue_f, "invoke"), "enqueue invoke"))

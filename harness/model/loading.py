@@ -87,7 +87,7 @@ def _field(loc: Sequence[int | str]) -> str:
 def format_errors(path: Path, doc: Any, error: ValidationError, model: type[BaseModel]) -> list[str]:
     problems: list[tuple[int, str]] = []
     for item in error.errors(include_url=False):
-        loc = [p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+        loc = [p for p in item["loc"] if not _is_tag(p)]
         line = line_of(doc, loc)
         where = f"{path}:{line}" if line else str(path)
         message = item["msg"]
@@ -105,33 +105,75 @@ def format_errors(path: Path, doc: Any, error: ValidationError, model: type[Base
     return [text for _, text in sorted(problems, key=lambda p: p[0])]
 
 
+def _is_tag(part: int | str) -> bool:
+    """Parts of an error location that name a validator or a union member, not a field of the file
+    (``harness.model.faults`` tags its unions ``field=value``)."""
+    return isinstance(part, str) and (part.startswith("function-") or "=" in part)
+
+
 def _allowed_fields(model: type[BaseModel], parent: Sequence[int | str], doc: Any) -> str:
-    target: Any = model
+    annotation: Any = model
     node = doc
     for part in parent:
-        node = node[part] if isinstance(node, dict | list) else None
-        target = _submodel(target, part, node)
-        if target is None:
-            return "see the documentation"
-    if hasattr(target, "model_fields"):
-        return ", ".join(name for name in target.model_fields)
-    return "see the documentation"
+        if isinstance(part, int):
+            annotation = _item_type(annotation)
+        elif (value := _value_type(annotation)) is not None:
+            annotation = value
+        else:
+            target = _resolve(annotation, node)
+            if target is None or part not in target.model_fields:
+                return "see the documentation"
+            annotation = target.model_fields[part].annotation
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    target = _resolve(annotation, node)
+    if target is None:
+        return "see the documentation"
+    return ", ".join(field.alias or name for name, field in target.model_fields.items())
 
 
-def _submodel(model: Any, part: int | str, node: Any) -> Any:
+def _value_type(annotation: Any) -> Any:
+    """``dict[K, V]`` (possibly inside Optional/Annotated) → ``V``; None for anything else."""
     from typing import get_args, get_origin
 
-    if not hasattr(model, "model_fields") or not isinstance(part, str) or part not in model.model_fields:
-        return None
-    annotation = model.model_fields[part].annotation
+    for candidate in [annotation, *get_args(annotation)]:
+        if get_origin(candidate) is dict:
+            return get_args(candidate)[1]
+    return None
+
+
+def _item_type(annotation: Any) -> Any:
+    """``list[X]`` (possibly inside Optional/Annotated) → ``X``."""
+    from typing import get_args, get_origin
+
+    for candidate in [annotation, *get_args(annotation)]:
+        if get_origin(candidate) is list:
+            return get_args(candidate)[0]
+    return None
+
+
+def _resolve(annotation: Any, node: Any) -> type[BaseModel] | None:
+    """The model ``annotation`` stands for at ``node``: itself, or the member of a union that ``node`` is
+    (the one whose ``kind`` it names, else the one sharing most of its keys)."""
+    from typing import get_args, get_origin
+
+    found: list[type[BaseModel]] = []
     candidates = [annotation]
     while candidates:
-        candidate = candidates.pop()
+        candidate = candidates.pop(0)
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-        if get_origin(candidate) is not None:
+            found.append(candidate)
+        elif get_origin(candidate) not in (list, dict) and get_args(candidate):
             candidates.extend(get_args(candidate))
-    return None
+    if len(found) <= 1 or not isinstance(node, dict):
+        return found[0] if found else None
+    for member in found:
+        kind = member.model_fields.get("kind")
+        if kind is not None and node.get("kind") is not None and kind.default == node.get("kind"):
+            return member
+    return max(found, key=lambda m: len(set(m.model_fields) & set(node)))
 
 
 def load_model(path: Path, model: type[M], doc: Any | None = None) -> M:

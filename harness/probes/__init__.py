@@ -1,34 +1,22 @@
-"""Probes per system: what the runner samples while a scenario runs (see ``harness.probes.base``)."""
+"""Probes per system: what the runner samples while a scenario runs (see ``harness.probes.base``).
+
+Each system package names its probes in its ``SystemInfo``; this only builds them for a run.
+"""
 
 from __future__ import annotations
 
 from harness.model.history import SampleWriter
 from harness.probes.base import Probe, Probes
 from harness.systems.base import ClusterSystem
+from harness.systems.registry import probe_classes, system_info
 
 __all__ = ["Probe", "Probes", "probe_checkers", "probes_for"]
 
 
-def _classes(system_name: str) -> list[type[Probe]]:
-    if system_name == "galera":
-        from harness.probes.galera import GaleraProbe
-
-        return [GaleraProbe]
-    if system_name == "rabbitmq":
-        from harness.probes.rabbitmq import RabbitProbe
-
-        return [RabbitProbe]
-    if system_name == "mmm":
-        from harness.probes.mmm import MmmProbe
-
-        return [MmmProbe]
-    return []
-
-
 def probes_for(system: ClusterSystem, samples: SampleWriter) -> Probes:
-    return Probes([cls(system, samples) for cls in _classes(system.name)])
+    return Probes([cls(system, samples) for cls in probe_classes(system.name)])
 
 
 def probe_checkers(system_name: str) -> tuple[str, ...]:
     """Checkers that read the samples this system's probes write (added to a scenario's defaults)."""
-    return tuple(name for cls in _classes(system_name) for name in cls.checkers)
+    return system_info(system_name).probe_checkers

@@ -16,13 +16,12 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from harness.model.history import SampleWriter
-from harness.runtime.cluster import Node
+from harness.runtime.run import Node
 from harness.systems.base import ClusterSystem
 
 
 class Probe(ABC):
     name: ClassVar[str]
-    checkers: ClassVar[tuple[str, ...]] = ()  # checkers that read this probe's samples
     interval: float = 1.0
 
     def __init__(self, system: ClusterSystem, samples: SampleWriter) -> None:

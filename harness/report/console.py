@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -17,9 +18,26 @@ err_console = Console(stderr=True, highlight=False)
 _T0 = time.monotonic()
 
 
-def say(message: str) -> None:
-    """One progress line, stamped with seconds since the command started."""
-    console.print(f"[dim]{time.monotonic() - _T0:6.1f}s[/dim] {escape(message)}")
+class ProgressHandler(logging.Handler):
+    """The harness's log on the terminal: one progress line each, stamped with seconds since the command
+    started (warnings and errors in colour)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = escape(record.getMessage())
+            if record.levelno >= logging.WARNING:
+                message = f"[{'red' if record.levelno >= logging.ERROR else 'yellow'}]{message}[/]"
+            console.print(f"[dim]{time.monotonic() - _T0:6.1f}s[/dim] {message}")
+        except Exception:
+            self.handleError(record)
+
+
+def log_to_console(level: int = logging.INFO) -> None:
+    """Show the ``harness`` loggers' records on the terminal (once per process)."""
+    root = logging.getLogger("harness")
+    if not any(isinstance(h, ProgressHandler) for h in root.handlers):
+        root.addHandler(ProgressHandler())
+    root.setLevel(level)
 
 
 def error(message: str) -> None:

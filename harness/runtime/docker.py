@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import io
-import tarfile
+import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 import docker
 import docker.errors
@@ -18,36 +17,9 @@ from docker.types import IPAMConfig, IPAMPool
 
 from harness.errors import InfraError
 from harness.runtime import labels as L
+from harness.runtime.base import ContainerSpec, ContainerState, ContainerStatus, ExecResult, Resource
 
-
-@dataclass(frozen=True)
-class Mount:
-    source: str  # host path
-    target: str  # path in the container
-    read_only: bool = True
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    name: str  # container name (unique on the engine)
-    image: str
-    command: Sequence[str]
-    hostname: str
-    network: str
-    ip: str
-    labels: Mapping[str, str]
-    mounts: Sequence[Mount] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    extra_hosts: Mapping[str, str] = field(default_factory=dict)
-    tmpfs: Mapping[str, str] = field(default_factory=dict)
-    cap_add: Sequence[str] = ()
-    user: str | None = None
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    output: str
+__all__ = ["DockerRuntime"]
 
 
 def _labels(run_id: str | None) -> list[str]:
@@ -56,7 +28,7 @@ def _labels(run_id: str | None) -> list[str]:
 
 
 class DockerRuntime:
-    """Docker on this host: networks, containers, exec and the process faults on them."""
+    """Docker on this host: networks, containers, exec and the process faults on them (a ``Runtime``)."""
 
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         try:
@@ -76,6 +48,29 @@ class DockerRuntime:
         except docker.errors.ImageNotFound:
             return False
         return True
+
+    def build_image(self, context: str, tag: str) -> list[str]:
+        lines: list[str] = []
+        try:
+            for chunk in self.api.build(path=context, tag=tag, rm=True, decode=True):
+                if "error" in chunk:
+                    raise InfraError(f"docker build failed: {chunk['error'].strip()}")
+                lines += [chunk["stream"].rstrip()] if chunk.get("stream", "").strip() else []
+        except InfraError:
+            raise
+        except Exception as exc:
+            raise InfraError(f"docker build failed: {exc}") from None
+        return lines
+
+    def import_image(self, tarball: str, tag: str, changes: Sequence[str] = ()) -> None:
+        # The CLI streams a large tarball straight from disk; the SDK would read it into memory first.
+        argv = ["docker", "import", *[a for c in changes for a in ("--change", c)], tarball, tag]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise InfraError(f"docker import failed: {done.stderr.strip()[:300]}")
+
+    def version(self) -> str:
+        return str(self.client.version().get("Version", "?"))
 
     # -- networks ---------------------------------------------------------------------------------
     def create_network(self, name: str, subnet: str, gateway: str, labels: Mapping[str, str]) -> str:
@@ -126,18 +121,16 @@ class DockerRuntime:
             raise InfraError(f"cannot start container {spec.name}: {exc.explanation or exc}") from None
         return str(created["Id"])
 
-    def container(self, name: str) -> Container:
+    def state(self, name: str) -> ContainerState:
         try:
-            return self.client.containers.get(name)
+            raw = self.api.inspect_container(name)["State"]
         except docker.errors.NotFound:
-            raise InfraError(f"container {name} does not exist") from None
-
-    def state(self, name: str) -> dict[str, Any]:
-        return dict(self.api.inspect_container(name)["State"])
-
-    def pid(self, name: str) -> int:
-        """Host pid of the container's init process (0 when it is not running)."""
-        return int(self.state(name).get("Pid") or 0)
+            return ContainerState("missing")
+        status = cast(ContainerStatus, "paused" if raw.get("Paused") else raw.get("Status", "dead"))
+        started = None
+        if raw.get("Running") and raw.get("StartedAt"):
+            started = datetime.fromisoformat(raw["StartedAt"][:26].rstrip("Z") + "+00:00").timestamp()
+        return ContainerState(status, int(raw.get("Pid") or 0), started)
 
     def exec(
         self, name: str, cmd: Sequence[str], *, user: str = "", timeout: float | None = None
@@ -155,14 +148,6 @@ class DockerRuntime:
         return ExecResult(
             exit_code=int(code if code is not None else 255), output=output.decode(errors="replace")
         )
-
-    def put_file(self, name: str, path: str, data: bytes, mode: int = 0o644) -> None:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(path.lstrip("/"))
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
-        self.api.put_archive(name, "/", buf.getvalue())
 
     def logs(self, name: str, tail: int = 30) -> str:
         try:
@@ -186,15 +171,24 @@ class DockerRuntime:
         self.api.start(name)
 
     # -- labelled resources -----------------------------------------------------------------------
-    def containers(self, run_id: str | None = None) -> list[Container]:
+    def containers(self, run_id: str | None = None) -> list[Resource]:
+        return [Resource("container", c.name, dict(c.labels), c.status) for c in self._containers(run_id)]
+
+    def networks(self, run_id: str | None = None) -> list[Resource]:
+        return [Resource("network", n.name, dict(n.attrs.get("Labels") or {})) for n in self._networks(run_id)]
+
+    def volumes(self, run_id: str | None = None) -> list[Resource]:
+        return [Resource("volume", v.name, dict(v.attrs.get("Labels") or {})) for v in self._volumes(run_id)]
+
+    def _containers(self, run_id: str | None) -> list[Container]:
         return list(
             self.client.containers.list(all=True, filters={"label": _labels(run_id)}, ignore_removed=True)
         )
 
-    def networks(self, run_id: str | None = None) -> list[Any]:
+    def _networks(self, run_id: str | None) -> list[Any]:
         return list(self.client.networks.list(filters={"label": _labels(run_id)}))
 
-    def volumes(self, run_id: str | None = None) -> list[Any]:
+    def _volumes(self, run_id: str | None) -> list[Any]:
         return list(self.client.volumes.list(filters={"label": _labels(run_id)}))
 
     def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
@@ -210,10 +204,10 @@ class DockerRuntime:
         deadline = time.monotonic() + timeout
         count = 0
         while True:
-            found = self.containers(run_id), self.networks(run_id), self.volumes(run_id)
+            found = self._containers(run_id), self._networks(run_id), self._volumes(run_id)
             if not any(found):
                 return count
-            removed, errors = self.remove(*found)
+            removed, errors = self._remove(*found)
             count += removed
             if time.monotonic() >= deadline:
                 left = [c.name for c in found[0]] + [n.name for n in found[1]] + [v.name for v in found[2]]
@@ -221,7 +215,7 @@ class DockerRuntime:
             if errors:
                 time.sleep(0.2)  # back off before the next round; the loop itself checks what is left
 
-    def remove(
+    def _remove(
         self, containers: Iterable[Container], networks: Iterable[Any], volumes: Iterable[Any]
     ) -> tuple[int, list[str]]:
         """One removal pass; returns (how many were removed, errors met) and never stops half-way."""

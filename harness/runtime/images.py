@@ -7,24 +7,24 @@ recipe is never rebuilt and a changed one always is.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 from harness.errors import InfraError
-from harness.runtime.docker import DockerRuntime
+from harness.runtime.base import Runtime
+
+log = logging.getLogger(__name__)
 
 REPOSITORY = "ha-harness/node"
 RECIPE_FILES = ("packages.txt", "customize.sh", "Dockerfile")
 BUILD_VERSION = "1"  # bump when the build procedure itself changes
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
-
-Say = Callable[[str], None]
 
 
 def recipe_dir() -> Path:
@@ -47,29 +47,27 @@ def packages() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def ensure_node_image(
-    runtime: DockerRuntime, *, force: bool = False, via: str = "auto", say: Say = print
-) -> str:
+def ensure_node_image(runtime: Runtime, *, force: bool = False, via: str = "auto") -> str:
     """Return the node image reference, building it first when the recipe's tag is absent (or ``force``)."""
     ref = node_image_ref()
     if not force and runtime.image_exists(ref):
-        say(f"node image {ref} is up to date")
+        log.info(f"node image {ref} is up to date")
         return ref
     method = via
     if method == "auto":
         method = "mmdebstrap" if shutil.which("mmdebstrap") and os.geteuid() == 0 else "dockerfile"
-    say(f"building node image {ref} via {method} (Debian {SUITE}: {len(packages())} packages)")
+    log.info(f"building node image {ref} via {method} (Debian {SUITE}: {len(packages())} packages)")
     if method == "mmdebstrap":
-        _build_offline(runtime, ref, say)
+        _build_offline(runtime, ref)
     elif method == "dockerfile":
-        _build_dockerfile(runtime, ref, say)
+        _build_dockerfile(runtime, ref)
     else:
         raise InfraError(f"unknown image build method {via!r}, expected auto, mmdebstrap or dockerfile")
-    say(f"node image {ref} built")
+    log.info(f"node image {ref} built")
     return ref
 
 
-def _build_offline(runtime: DockerRuntime, ref: str, say: Say) -> None:
+def _build_offline(runtime: Runtime, ref: str) -> None:
     mirror = os.environ.get("HARNESS_DEBIAN_MIRROR", DEFAULT_MIRROR)
     customize = recipe_dir() / "customize.sh"
     with tempfile.TemporaryDirectory(prefix="ha-harness-image-") as tmp:
@@ -86,34 +84,19 @@ def _build_offline(runtime: DockerRuntime, ref: str, say: Say) -> None:
             str(tarball),
             mirror,
         ]
-        say("  mmdebstrap: resolving and installing packages into a root file system")
+        log.info("  mmdebstrap: resolving and installing packages into a root file system")
         with log.open("w") as out:
             done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
         if done.returncode != 0:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise InfraError(f"mmdebstrap failed (exit {done.returncode}); last lines:\n{tail}")
-        say(f"  docker import: {tarball.stat().st_size // 2**20} MiB")
+        log.info(f"  docker import: {tarball.stat().st_size // 2**20} MiB")
         tag = ref.split(":")[1]
-        importer = [
-            "docker", "import",
-            "--change", 'CMD ["/bin/bash"]',
-            "--change", f"LABEL io.ha-harness.recipe={tag}",
-            str(tarball), ref,
-        ]  # fmt: skip
-        done = subprocess.run(importer, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise InfraError(f"docker import failed: {done.stderr.strip()[:300]}")
+        runtime.import_image(str(tarball), ref, ['CMD ["/bin/bash"]', f"LABEL io.ha-harness.recipe={tag}"])
     if not runtime.image_exists(ref):
         raise InfraError(f"docker import did not produce {ref}")
 
 
-def _build_dockerfile(runtime: DockerRuntime, ref: str, say: Say) -> None:
-    say("  docker build: FROM debian:bookworm (needs a registry)")
-    try:
-        for chunk in runtime.api.build(path=str(recipe_dir()), tag=ref, rm=True, decode=True):
-            if "error" in chunk:
-                raise InfraError(f"docker build failed: {chunk['error'].strip()}")
-    except InfraError:
-        raise
-    except Exception as exc:
-        raise InfraError(f"docker build failed: {exc}") from None
+def _build_dockerfile(runtime: Runtime, ref: str) -> None:
+    log.info("  docker build: FROM debian:bookworm (needs a registry)")
+    runtime.build_image(str(recipe_dir()), ref)

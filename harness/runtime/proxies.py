@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from harness.errors import InfraError
-from harness.runtime.cluster import Node, Run
-from harness.runtime.docker import ContainerSpec, DockerRuntime, Mount
+from harness.runtime.base import ContainerSpec, Mount, Runtime
+from harness.runtime.run import Node, Run
 from harness.runtime.toxiproxy import Proxy, ToxiproxyClient, find_toxiproxy_server
 
 API_PORT = 8474
@@ -58,7 +58,7 @@ def client(run: Run, timeout: float = 5.0) -> ToxiproxyClient:
     return ToxiproxyClient(f"http://{toxiproxy_ip(run)}:{API_PORT}", timeout=timeout)
 
 
-def start_toxiproxy(run: Run, runtime: DockerRuntime, services: Mapping[str, int]) -> list[Link]:
+def start_toxiproxy(run: Run, runtime: Runtime, services: Mapping[str, int]) -> list[Link]:
     """Start the run's Toxiproxy container and create one proxy per node and service."""
     binary = find_toxiproxy_server()
     if binary is None:

@@ -11,21 +11,16 @@ from collections import defaultdict
 
 from harness.paths import run_dir
 from harness.runtime import labels as L
-from harness.runtime.docker import DockerRuntime
+from harness.runtime.base import Runtime
 
 
-def orphan_run_ids(runtime: DockerRuntime) -> set[str]:
+def orphan_run_ids(runtime: Runtime) -> set[str]:
     owners: dict[str, set[str]] = defaultdict(set)
     handed_over: set[str] = set()
-    for container in runtime.containers():
-        owners[container.labels.get(L.RUN_ID, "")].add(container.labels.get(L.OWNER, ""))
-    for net in runtime.networks():
-        labels = net.attrs.get("Labels") or {}
+    for resource in [*runtime.containers(), *runtime.networks(), *runtime.volumes()]:
+        labels = resource.labels
         owners[labels.get(L.RUN_ID, "")].add(labels.get(L.OWNER, ""))
-    for volume in runtime.volumes():
-        labels = volume.attrs.get("Labels") or {}
-        owners[labels.get(L.RUN_ID, "")].add(labels.get(L.OWNER, ""))
-        if labels.get(L.STATE) == "up":
+        if resource.kind == "volume" and labels.get(L.STATE) == "up":
             handed_over.add(labels.get(L.RUN_ID, ""))
     return {
         run_id
@@ -34,7 +29,7 @@ def orphan_run_ids(runtime: DockerRuntime) -> set[str]:
     }
 
 
-def sweep_orphans(runtime: DockerRuntime) -> int:
+def sweep_orphans(runtime: Runtime) -> int:
     """Remove every orphan run's resources and rendered configs; returns how many resources went."""
     import shutil
 

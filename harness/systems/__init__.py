@@ -1,16 +1,5 @@
-"""Explicit registry of clustered systems: topology ``system`` → module class."""
+"""Clustered systems, one package each (``galera``, ``rabbitmq``, ``mmm``); the list is ``registry``.
 
-from __future__ import annotations
-
-from harness.systems.base import ClusterSystem
-from harness.systems.galera import GaleraCluster
-from harness.systems.mmm import MmmCluster
-from harness.systems.rabbitmq import RabbitCluster
-
-SYSTEMS: dict[str, type[ClusterSystem]] = {
-    "galera": GaleraCluster,
-    "rabbitmq": RabbitCluster,
-    "mmm": MmmCluster,
-}
-
-__all__ = ["SYSTEMS", "ClusterSystem", "GaleraCluster", "MmmCluster", "RabbitCluster"]
+Importing this package imports nothing heavy: each system package's ``__init__`` declares only its
+``SystemInfo`` (topology model, capabilities, where its cluster and probe classes live).
+"""

@@ -5,22 +5,19 @@ from __future__ import annotations
 import contextlib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
-from harness.errors import InputError
-from harness.faults import netfilter
+from harness.model.eventlog import EventLog
 from harness.paths import run_dir
-from harness.runtime.cluster import Node, Run
-from harness.runtime.docker import ContainerSpec, DockerRuntime, Mount
-
-if TYPE_CHECKING:
-    from harness.runtime.proxies import Link
-
-Say = Callable[[str], None]
+from harness.runtime import netfilter, proxies
+from harness.runtime.base import ContainerSpec, Mount, Runtime
+from harness.runtime.proxies import Link
+from harness.runtime.run import Node, Run
+from harness.runtime.wait import wait_until
 
 
 @dataclass(frozen=True)
@@ -35,19 +32,20 @@ class NodeStatus:
 
 
 class ClusterSystem(ABC):
-    """Topology knowledge of one system; only ``DockerRuntime`` touches Docker."""
+    """Topology knowledge of one system; only the ``Runtime`` touches the container engine."""
 
     name: ClassVar[str]
     client_port: ClassVar[int]
-    services: ClassVar[dict[str, int]]  # client-facing service → port; each gets a proxy per node
-    # The node-to-node mesh that iptables partitions cut (None: every link is a Toxiproxy link instead)
-    peer_mesh: ClassVar[str | None] = None
+    services: ClassVar[Mapping[str, int]]  # client-facing service → port (the package's SystemInfo)
     bootstrap_uses_proxies: ClassVar[bool] = False  # else Toxiproxy starts beside the bootstrap
 
-    def __init__(self, run: Run, runtime: DockerRuntime) -> None:
+    def __init__(self, run: Run, runtime: Runtime) -> None:
         self.run = run
         self.runtime = runtime
         self.topology = run.topology
+        # Where the system's own actions on the cluster (an operator's recovery, a bootstrap after every
+        # node crashed) are recorded as events: the nemesis of a scenario puts the run's log here.
+        self.events = EventLog()
 
     # -- lifecycle --------------------------------------------------------------------------------
     def node_dir(self, node: Node) -> Path:
@@ -63,7 +61,7 @@ class ClusterSystem(ABC):
         """The container of one node (``bootstrap``: the node that founds a new cluster)."""
 
     @abstractmethod
-    def bootstrap(self, say: Say) -> None:
+    def bootstrap(self) -> None:
         """Start every node in the system's order and return when the cluster is ready."""
 
     @abstractmethod
@@ -76,16 +74,12 @@ class ClusterSystem(ABC):
 
     def endpoint(self, node: Node, service: str | None = None) -> tuple[str, int]:
         """Where clients reach ``node``: through the run's Toxiproxy, on the node's own proxy."""
-        from harness.runtime.proxies import endpoint
-
-        return endpoint(self.run, node, service or next(iter(self.services)), self.services)
+        return proxies.endpoint(self.run, node, service or next(iter(self.services)), self.services)
 
     def links(self) -> list[Link]:
         """Every proxied client–server link of the run: one per node and service, plus any the system
         adds (and creates itself in ``bootstrap``), so that link faults can name them."""
-        from harness.runtime.proxies import links_for
-
-        return links_for(self.run, self.services)
+        return proxies.links_for(self.run, self.services)
 
     @contextlib.contextmanager
     def node_endpoints(self) -> Iterator[None]:
@@ -97,12 +91,12 @@ class ClusterSystem(ABC):
         """The node a "primary"/"leader"/"writer" target means; systems refine this."""
         return self.run.nodes[0]
 
-    def restart_nodes(self, nodes: list[Node], *, say: Say = lambda m: None) -> None:
+    def restart_nodes(self, nodes: list[Node]) -> None:
         """Start stopped or killed nodes again; they rejoin the cluster on their own."""
         with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
             list(pool.map(lambda n: self.runtime.start(n.container), nodes))
 
-    def after_heal(self, say: Say) -> None:
+    def after_heal(self) -> None:
         """Called once the network and processes are restored, before ``wait_healthy``.
 
         For systems that do not merge again by themselves after a partition (RabbitMQ with
@@ -111,16 +105,8 @@ class ClusterSystem(ABC):
         """
         return None
 
-    @classmethod
-    def check_partitionable(cls) -> None:
-        """Refuse a partition on a system whose nodes talk only through proxied links."""
-        if cls.peer_mesh is None:
-            raise InputError(f"partition: {cls.name} has no peer mesh to cut (its links all go through "
-                             "Toxiproxy); cut a link instead, e.g. link: {target: n2-repl, kind: down}")  # fmt: skip
-
     def wait_healthy(self, timeout: float) -> None:
         """Wait until every node reports healthy (the state ``bootstrap`` reached)."""
-        from harness.runtime.wait import wait_until
 
         def check() -> bool:
             bad = [f"{s.node}: {s.state}" for s in self.status() if not s.healthy]
@@ -162,23 +148,9 @@ class ClusterSystem(ABC):
         return "\n".join(parts)
 
     def uptime(self, node: Node) -> float | None:
-        from datetime import datetime
-
-        try:
-            state = self.runtime.state(node.container)
-        except Exception:
-            return None
-        if not state.get("Running"):
-            return None
-        started = datetime.fromisoformat(state["StartedAt"][:26].rstrip("Z") + "+00:00")
-        return max(0.0, time.time() - started.timestamp())
+        started = self.runtime.state(node.container).started_at
+        return None if started is None else max(0.0, time.time() - started)
 
     def container_state(self, node: Node) -> str:
-        """ "running", "paused", "exited", "missing"."""
-        try:
-            state = self.runtime.state(node.container)
-        except Exception:
-            return "missing"
-        if state.get("Paused"):
-            return "paused"
-        return str(state.get("Status", "unknown"))
+        """ "running", "paused", "exited", "missing"…"""
+        return self.runtime.state(node.container).status

@@ -38,8 +38,8 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from harness.model.history import HistoryWriter
-from harness.runtime.cluster import Node
-from harness.systems.rabbitmq import PASSWORD, USER
+from harness.runtime.run import Node
+from harness.systems.rabbitmq.cluster import PASSWORD, USER
 from harness.workloads.base import Workload
 
 QUEUE = "hh-queue"

@@ -26,9 +26,9 @@ from typing import Any, ClassVar, Literal
 from harness.errors import InfraError
 from harness.model.history import HistoryWriter, Op
 from harness.model.scenario import WorkloadSpec
-from harness.runtime.cluster import Node
+from harness.runtime.run import Node
 from harness.systems.base import ClusterSystem
-from harness.systems.galera import DATABASE, PASSWORD, USER
+from harness.systems.mysql import DATABASE, PASSWORD, USER
 from harness.workloads.base import Workload
 
 # Server errors that mean "rejected, certainly not applied" for a single autocommit statement (Galera

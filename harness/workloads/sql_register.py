@@ -19,7 +19,7 @@ import random
 from typing import Any, ClassVar
 
 from harness.model.history import HistoryWriter
-from harness.runtime.cluster import Node
+from harness.runtime.run import Node
 from harness.workloads.sql_common import (
     CAUSAL_READS,
     ISOLATION_SQL,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from harness.model.topology import load_topology
-from harness.runtime.cluster import Run, down, system_for, up
+from harness.lifecycle import Run, down, system_for, up
 from harness.runtime.docker import DockerRuntime
+from harness.specs import load_topology
 from harness.systems.base import ClusterSystem
 
 ROOT = Path(__file__).resolve().parents[2]

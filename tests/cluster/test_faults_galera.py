@@ -13,7 +13,7 @@ from harness.errors import InputError
 from harness.faults import link, netfilter
 from harness.model.history import read_events
 from harness.runtime.wait import wait_until
-from harness.systems.galera import PASSWORD, USER
+from harness.systems.mysql import PASSWORD, USER
 
 
 def wsrep_or_none(system, node):  # type: ignore[no-untyped-def]

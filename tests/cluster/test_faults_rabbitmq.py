@@ -6,9 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.faults import netfilter
+from harness.runtime import netfilter
 from harness.runtime.wait import wait_until
-from harness.systems.rabbitmq import node_name
+from harness.systems.rabbitmq.cluster import node_name
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from harness.runtime.wait import wait_until
-from harness.systems.galera import GaleraCluster
+from harness.systems.galera.cluster import GaleraCluster
 
 
 def test_every_node_primary_synced(galera) -> None:  # type: ignore[no-untyped-def]

@@ -19,12 +19,12 @@ import pytest
 
 from harness.faults import link
 from harness.faults.nemesis import Nemesis
-from harness.model.topology import load_topology
-from harness.probes.mmm import heartbeat_age
-from harness.runtime.cluster import Run, down, system_for, up
+from harness.lifecycle import Run, down, system_for, up
 from harness.runtime.docker import DockerRuntime
 from harness.runtime.wait import wait_until
-from harness.systems.mmm import DATABASE, MmmCluster
+from harness.specs import load_topology
+from harness.systems.mmm.cluster import DATABASE, MmmCluster
+from harness.systems.mmm.probe import heartbeat_age
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.faults import netfilter
 from harness.faults.nemesis import Nemesis
+from harness.lifecycle import Run, down, system_for, up
 from harness.model.history import read_events
-from harness.model.topology import load_topology
-from harness.runtime.cluster import Run, down, system_for, up
+from harness.runtime import netfilter
 from harness.runtime.docker import DockerRuntime
 from harness.runtime.wait import wait_until
+from harness.specs import load_topology
 from harness.systems.base import ClusterSystem
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import uuid
 import pika
 
 from harness.runtime.wait import wait_until
-from harness.systems.rabbitmq import PASSWORD, USER, RabbitCluster
+from harness.systems.rabbitmq.cluster import PASSWORD, USER, RabbitCluster
 
 
 def _channel(ip: str):  # type: ignore[no-untyped-def]

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from harness.faults.nemesis import Nemesis
-from harness.model.topology import load_topology
-from harness.runtime.cluster import Run, down, system_for, up
+from harness.lifecycle import Run, down, system_for, up
 from harness.runtime.docker import DockerRuntime
 from harness.runtime.images import ensure_node_image
 from harness.runtime.wait import wait_until
-from harness.systems.rabbitmq import Membership, RabbitCluster, losing_side, merge_partitions
+from harness.specs import load_topology
+from harness.systems.rabbitmq.cluster import RabbitCluster, merge_partitions
 
 ROOT = Path(__file__).resolve().parents[2]
 Cluster = tuple[Run, RabbitCluster]
@@ -179,46 +179,3 @@ def test_autoheal_clears_the_partition_by_itself(rabbit_autoheal: Cluster, autoh
     print(
         f"\nautoheal/isolate n3: detected {detected:.1f}s after partition, whole {total:.1f}s after heal, {how}"
     )
-
-
-def _views(*sides: str, silent: str = "") -> dict[str, Membership | None]:
-    """Views of n1..n3 from side strings like "n1n2" (each node sees its side); ``silent`` nodes answer nothing."""
-    views: dict[str, Membership | None] = {}
-    for side in sides:
-        members = frozenset(side[i : i + 2] for i in range(0, len(side), 2))
-        views.update({n: Membership(n, members, {}) for n in members})
-    return {n: None if n in silent else views[n] for n in ("n1", "n2", "n3")}
-
-
-@pytest.mark.parametrize(
-    ("sides", "silent", "losers"),
-    [
-        (("n1n2", "n3"), "", ["n3"]),
-        (("n1", "n2n3"), "", ["n1"]),  # the larger side stays, even without the seed
-        (("n1", "n2", "n3"), "", ["n2", "n3"]),  # a tie: n1's side stays
-        (("n1n2n3",), "", []),
-        (("n1n2", "n3"), "n3", []),  # n3 does not answer: left alone
-        (("n1", "n2n3"), "n2", ["n1"]),  # n3 alone still speaks for its side of two
-    ],
-)
-def test_losing_side_rule(sides: tuple[str, ...], silent: str, losers: list[str]) -> None:
-    assert losing_side(_views(*sides, silent=silent), ["n1", "n2", "n3"]) == losers
-
-
-def test_partition_reports_merge_across_sides() -> None:
-    a = Membership("n1", frozenset({"n1", "n2"}), {"n1": frozenset({"n3"}), "n2": frozenset({"n3"})})
-    b = Membership("n3", frozenset({"n3"}), {"n3": frozenset({"n1"})})
-    c = Membership("n3", frozenset({"n3"}), {"n3": frozenset({"n2"})})
-    merged = merge_partitions({"n1": a, "n2": None, "n3": b, "x": c})
-    assert merged == {"n1": {"n3"}, "n2": {"n3"}, "n3": {"n1", "n2"}}
-
-
-def test_stale_partition_record_restarts_the_reporter() -> None:
-    """Everyone runs with everyone, but n1 still lists n3 as partitioned: n1's own record is stale."""
-    full = frozenset({"n1", "n2", "n3"})
-    views: dict[str, Membership | None] = {
-        "n1": Membership("n1", full, {"n1": frozenset({"n3"})}),
-        "n2": Membership("n2", full, {"n1": frozenset({"n3"})}),  # n2 carries its side's reports too
-        "n3": Membership("n3", full, {}),
-    }
-    assert losing_side(views, ["n1", "n2", "n3"]) == ["n1"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.model.scenario import load_scenario
-from harness.model.topology import load_topology
 from harness.runner import check_report, run_scenario
+from harness.specs import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -41,3 +41,13 @@ def test_export_of_a_missing_run_is_exit_2(tmp_path: Path, capsys: pytest.Captur
     assert main(["export", str(tmp_path / "nope"), "--edn"]) == 2
     err = capsys.readouterr().err
     assert "nope: no report there" in err and "Traceback" not in err
+
+
+def test_export_of_a_corrupt_history_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = _report(tmp_path)
+    with (report / "history.jsonl").open("a") as fh:
+        fh.write('{"index": 4, "process" 0}\n')
+    assert main(["export", str(report), "--edn"]) == 2
+    err = capsys.readouterr().err
+    assert "history.jsonl:5: not JSON: Expecting ':' delimiter" in err and "Traceback" not in err
+    assert not (report / "history.edn").exists()

@@ -1,4 +1,5 @@
-"""History model: Op, History (columns, pairing), HistoryWriter, JSONL round trips, events, samples, EDN."""
+"""History model: Op, History (columns, pairing), HistoryWriter, JSONL round trips and their errors, events,
+samples; the EDN export."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.errors import InputError
 from harness.model.clock import ManualClock, RunClock
 from harness.model.history import (
     Event,
@@ -23,16 +25,16 @@ from harness.model.history import (
     Op,
     Sample,
     SampleWriter,
-    edn,
     read_events,
     read_history,
     read_samples,
-    to_edn,
-    write_edn,
     write_events,
     write_history,
     write_samples,
 )
+from harness.model.history.jsonl import dumps as line_dumps
+from harness.model.history.oplog import _op_line
+from harness.report.edn import edn, to_edn, write_edn
 
 SETTINGS = settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -338,17 +340,146 @@ def test_writer_flushes_without_close(tmp_path: Path) -> None:
     w2.close()
 
 
+GOOD_OP = json.dumps(Op(0, 0, "invoke", "add", 1).to_dict())
+
+
 def test_torn_last_line_is_skipped_but_corruption_is_not(tmp_path: Path) -> None:
+    """A last line without its newline that does not parse is a write the crash cut short: skipped. The same
+    line anywhere else, or ending in a newline, is corruption: an InputError at FILE:LINE."""
     p = tmp_path / "h.jsonl"
-    good = json.dumps(Op(0, 0, "invoke", "add", 1).to_dict())
-    p.write_text(good + "\n" + '{"index": 1, "proc')
+    p.write_text(GOOD_OP + "\n" + '{"index": 1, "proc')
     assert len(read_history(p)) == 1
-    p.write_text('{"index": 1, "proc\n' + good + "\n")
-    with pytest.raises(ValueError, match=":1: not JSON"):
+    p.write_text(GOOD_OP + "\n" + GOOD_OP.replace('"index": 0', '"index": 1'))  # complete but no newline
+    assert len(read_history(p)) == 2
+    p.write_text(GOOD_OP + "\n" + '{"index": 1, "proc\n')
+    with pytest.raises(
+        InputError, match=re.escape(f"{p}:2: not JSON: Invalid control character (column 19)")
+    ):
         read_history(p)
-    p.write_text('{"index": 0, "process": 0, "type": "bogus", "f": "add"}\n')
-    with pytest.raises(ValueError, match="bad op"):
+    p.write_text('{"index": 1, "proc\n' + GOOD_OP + "\n")
+    with pytest.raises(InputError, match=re.escape(f"{p}:1: not JSON: ")):
         read_history(p)
+
+
+def test_a_malformed_line_names_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "history.jsonl"
+    lines = [GOOD_OP.replace('"index": 0', f'"index": {i}') for i in range(5)]
+    lines[3] = lines[3].replace(", ", " ", 1)  # {"index": 3 "process": ...
+    p.write_text("\n\n".join(lines) + "\n")  # blank lines count: the bad one is line 7
+    with pytest.raises(InputError) as exc:
+        read_history(p)
+    assert str(exc.value).startswith(f"{p}:7: not JSON: Expecting ',' delimiter (column ")
+    assert exc.value.__cause__ is None and exc.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"index": 0, "type": "invoke", "f": "add"}', "op: missing field 'process'"),
+        ('{"process": 0, "type": "invoke", "f": "add"}', "op: missing field 'index'"),
+        ('{"index": 0, "process": 0, "f": "add"}', "op: missing field 'type'"),
+        ('{"index": 0, "process": 0, "type": "ok"}', "op: missing field 'f'"),
+        ('{"index": 0, "process": "0", "type": "ok", "f": "add"}',
+         "op: field 'process' must be an integer (int64), not str '0'"),
+        ('{"index": 0.5, "process": 0, "type": "ok", "f": "add"}',
+         "op: field 'index' must be an integer (int64), not float 0.5"),
+        ('{"index": true, "process": 0, "type": "ok", "f": "add"}',
+         "op: field 'index' must be an integer (int64), not bool True"),
+        ('{"index": 9223372036854775808, "process": 0, "type": "ok", "f": "add"}',
+         "op: field 'index' must be an integer (int64), not int 9223372036854775808"),
+        ('{"index": 0, "process": 0, "type": "bogus", "f": "add"}',
+         "op: field 'type' must be one of invoke, ok, fail, info, not 'bogus'"),
+        ('{"index": 0, "process": 0, "type": ["ok"], "f": "add"}',
+         "op: field 'type' must be one of invoke, ok, fail, info, not ['ok']"),
+        ('{"index": 0, "process": 0, "type": "ok", "f": 3}', "op: field 'f' must be a string, not int 3"),
+        ('{"index": 0, "process": 0, "type": "ok", "f": "add", "time": "5"}',
+         "op: field 'time' must be an integer (int64), not str '5'"),
+        ('{"index": 0, "process": 0, "type": "ok", "f": "add", "node": 1}',
+         "op: field 'node' must be a string or null, not int 1"),
+        ('{"index": 0, "process": 0, "type": "ok", "f": "add", "error": {}}',
+         "op: field 'error' must be a string or null, not dict {}"),
+        ("[1, 2]", "op: expected a JSON object, not list"),
+        ('"just a string"', "op: expected a JSON object, not str"),
+    ],
+)  # fmt: skip
+def test_a_malformed_op_names_the_field(tmp_path: Path, line: str, problem: str) -> None:
+    p = tmp_path / "history.jsonl"
+    p.write_text(GOOD_OP + "\n" + line + "\n")
+    with pytest.raises(InputError) as exc:
+        read_history(p)
+    assert str(exc.value) == f"{p}:2: {problem}"
+
+
+def test_unreadable_files_are_input_errors(tmp_path: Path) -> None:
+    p = tmp_path / "history.jsonl"
+    p.write_bytes(GOOD_OP.encode() + b"\n" + b'{"f": "\xff"}\n')
+    with pytest.raises(InputError, match=re.escape(f"{p}:2: not UTF-8 text (byte 8)")):
+        read_history(p)
+    with pytest.raises(InputError, match=re.escape(f"{tmp_path / 'nope.jsonl'}: cannot read: ")):
+        read_history(tmp_path / "nope.jsonl")
+    with pytest.raises(InputError, match="cannot read"):
+        read_events(tmp_path)  # a directory
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"name": "kill", "start": 1}', "event: missing field 'id'"),
+        ('{"id": "k-1", "start": 1}', "event: missing field 'name'"),
+        ('{"id": "k-1", "name": "kill"}', "event: missing field 'start'"),
+        ('{"id": 1, "name": "kill", "start": 1}', "event: field 'id' must be a string, not int 1"),
+        ('{"id": "k-1", "name": "kill", "start": "1"}',
+         "event: field 'start' must be an integer (int64), not str '1'"),
+        ('{"id": "k-1", "name": "kill", "start": 1, "end": 1.5}',
+         "event: field 'end' must be an integer (int64) or null, not float 1.5"),
+        ('{"id": "k-1", "name": "kill", "start": 1, "target": ["n1", 2]}',
+         "event: field 'target' must be a string or a list of strings, not list ['n1', 2]"),
+        ('{"id": "k-1", "name": "kill", "start": 1, "detail": []}',
+         "event: field 'detail' must be an object or null, not list []"),
+        ('{"id": "k-1", "name": "kill", "start": 5, "end": 4}', "event: end 4 before start 5"),
+    ],
+)  # fmt: skip
+def test_a_malformed_event_names_the_field(tmp_path: Path, line: str, problem: str) -> None:
+    p = tmp_path / "events.jsonl"
+    good = json.dumps(Event("p-1", "partition", "iptables", ("n1",), {}, 0, 9).to_dict())
+    p.write_text(good + "\n" + line + "\n")
+    with pytest.raises(InputError) as exc:
+        read_events(p)
+    assert str(exc.value) == f"{p}:2: {problem}"
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('{"node": "n1", "metric": "lag", "value": 1}', "sample: missing field 'time'"),
+        ('{"time": 1, "metric": "lag", "value": 1}', "sample: missing field 'node'"),
+        ('{"time": 1, "node": "n1", "value": 1}', "sample: missing field 'metric'"),
+        ('{"time": 1, "node": "n1", "metric": "lag"}', "sample: missing field 'value'"),
+        ('{"time": 1, "node": "n1", "metric": "lag", "value": null}',
+         "sample: field 'value' must be a number or a string, not null"),
+        ('{"time": 1, "node": "n1", "metric": "lag", "value": [1]}',
+         "sample: field 'value' must be a number or a string, not list [1]"),
+        ('{"time": 1.0, "node": "n1", "metric": "lag", "value": 1}',
+         "sample: field 'time' must be an integer (int64), not float 1.0"),
+    ],
+)  # fmt: skip
+def test_a_malformed_sample_names_the_field(tmp_path: Path, line: str, problem: str) -> None:
+    p = tmp_path / "samples.jsonl"
+    p.write_text(json.dumps(Sample(0, "n1", "lag", 0.5).to_dict()) + "\n" + line + "\n")
+    with pytest.raises(InputError) as exc:
+        read_samples(p)
+    assert str(exc.value) == f"{p}:2: {problem}"
+
+
+def test_from_dict_raises_value_errors_naming_the_field() -> None:
+    """Outside a file the same checks raise RecordError, a ValueError (no file position to give)."""
+    with pytest.raises(ValueError, match="missing field 'process'"):
+        Op.from_dict({"index": 0, "type": "invoke", "f": "add"})
+    with pytest.raises(ValueError, match="field 'f' must be a string"):
+        History.from_ops([{"index": 0, "process": 0, "type": "invoke", "f": None}])
+    assert Op.from_dict(Op(3, 1, "ok", "add", [1], 7, "n1", "e").to_dict()) == Op(
+        3, 1, "ok", "add", [1], 7, "n1", "e"
+    )
 
 
 # ------------------------------------------------------------------------------------ events, samples
@@ -509,8 +640,6 @@ def test_edn_history_shape(tmp_path: Path) -> None:
 
 def test_fast_op_line_matches_the_general_encoder() -> None:
     """``_op_line`` has a fast path for int/None values; it must write exactly what the encoder would."""
-    from harness.model.history import _dumps, _op_line
-
     ops = [
         Op(0, 0, "invoke", "add", 12345, 10, "n1", None),
         Op(1, 0, "ok", "read", None, 11, None, None),
@@ -520,4 +649,31 @@ def test_fast_op_line_matches_the_general_encoder() -> None:
         Op(5, 1, "ok", "add", -3, 15, "ñ", None),
     ]
     for op in ops:
-        assert _op_line(op) == _dumps(op.to_dict()) + "\n", op
+        assert _op_line(op) == line_dumps(op.to_dict()) + "\n", op
+
+
+def test_the_model_does_no_io_beyond_its_files() -> None:
+    """harness.model (histories included) reads and writes its own files only: no drivers, no processes, no
+    import of the layers that do I/O."""
+    import ast
+    import subprocess
+    import sys
+
+    import harness
+
+    forbidden = ("docker", "pymysql", "pika", "subprocess", "socket", "harness.runtime", "harness.systems")
+    forbidden += ("harness.checkers", "harness.runner", "harness.lifecycle")
+    root = Path(harness.__file__).parent
+    for path in sorted((root / "model").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            bad = [n for n in names if n in forbidden or n.startswith(tuple(f + "." for f in forbidden))]
+            assert not bad, f"{path.relative_to(root)} imports {bad}"
+    code = (
+        "import sys, harness.model.history, harness.report.edn\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'pymysql', 'pika'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == ""

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.systems.mmm_monitor import (
+from harness.systems.mmm.monitor_state import (
     ADMIN_OFFLINE,
     AWAITING_RECOVERY,
     HARD_OFFLINE,

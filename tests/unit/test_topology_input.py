@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.model.topology import load_topology
+from harness.specs import load_topology
 
+ROOT = Path(__file__).resolve().parents[2]  # the repository, whatever the working directory
 GOOD = """\
 name: g3
 system: galera
@@ -117,7 +118,7 @@ def test_validate_reports_every_problem_at_once(tmp_path: Path, capsys: pytest.C
 
 
 def test_validate_shipped_topologies(capsys: pytest.CaptureFixture[str]) -> None:
-    files = sorted(str(p) for p in Path("topologies").glob("*.yaml"))
+    files = sorted(str(p) for p in (ROOT / "topologies").glob("*.yaml"))
     assert files, "no topologies shipped"
     code, out, _ = run_cli(capsys, "validate", *files)
     assert code == 0, out

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 from harness.probes.base import Probe
-from harness.runtime.cluster import Node
+from harness.runtime.run import Node
 
 TABLE = "harness_heartbeat"
 LAG = "replication_lag_s"
@@ -26,7 +26,6 @@ WSREP = ("wsrep_cluster_status", "wsrep_cluster_size", "wsrep_local_recv_queue",
 
 class GaleraProbe(Probe):
     name = "galera"
-    checkers: ClassVar[tuple[str, ...]] = ("lag",)
     interval = 0.1
     status_interval = 0.5  # wsrep status, seconds
 
@@ -36,7 +35,7 @@ class GaleraProbe(Probe):
         self._lock = threading.Lock()
 
     def setup(self) -> None:
-        from harness.systems.galera import DATABASE
+        from harness.systems.mysql import DATABASE
 
         node = self.system.primary()
         conn = self.system.connect(node, database=DATABASE)  # type: ignore[attr-defined]
@@ -48,7 +47,7 @@ class GaleraProbe(Probe):
             conn.close()
 
     def _open(self, node: Node) -> Any:
-        from harness.systems.galera import DATABASE
+        from harness.systems.mysql import DATABASE
 
         conn = self.system.connect(node, timeout=1.0, database=DATABASE)  # type: ignore[attr-defined]
         with conn.cursor() as cur:

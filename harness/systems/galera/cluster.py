@@ -7,15 +7,22 @@ cluster); the other nodes then join in turn, each receiving a state transfer (rs
 
 from __future__ import annotations
 
+import logging
+import re
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.model.topology import GaleraTopology
-from harness.runtime.cluster import Node
-from harness.runtime.docker import ContainerSpec, Mount
+from harness.errors import InfraError
+from harness.runtime.base import ContainerSpec, Mount
+from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
-from harness.systems.base import ClusterSystem, NodeStatus, Say
+from harness.systems.base import ClusterSystem, NodeStatus
+from harness.systems.galera import SYSTEM
+from harness.systems.galera.settings import GaleraTopology
+
+log = logging.getLogger(__name__)
 
 USER = "harness"
 PASSWORD = "harness"
@@ -51,6 +58,24 @@ CREATE DATABASE IF NOT EXISTS {DATABASE};
 """
 
 
+def parse_recovered_seqno(log_text: str) -> int | None:
+    """The seqno of the last ``Recovered position: <uuid>:<seqno>`` line (-1: nothing committed); None
+    when the log has none (recovery failed or printed something else)."""
+    found = re.findall(r"Recovered position: [0-9a-f-]+:(-?\d+)", log_text)
+    return int(found[-1]) if found else None
+
+
+def most_advanced(positions: Mapping[str, int | None], order: Sequence[str]) -> str:
+    """The node to bootstrap after every node crashed: the highest recovered seqno, the first in topology
+    order on a tie. Refuses (InfraError) when a node's position is unknown: bootstrapping any other node
+    could throw away transactions only that node has, which is what an operator must never do."""
+    unknown = [n for n in order if positions.get(n) is None]
+    if unknown:
+        raise InfraError(f"galera recovery: no recovered position for {', '.join(unknown)} "
+                         "(--wsrep-recover printed none); not bootstrapping blind")  # fmt: skip
+    return max(order, key=lambda n: (positions[n], -order.index(n)))  # type: ignore[operator]
+
+
 def _pt(seconds: float) -> str:
     return f"PT{seconds:g}S"
 
@@ -58,8 +83,7 @@ def _pt(seconds: float) -> str:
 class GaleraCluster(ClusterSystem):
     name = "galera"
     client_port = 3306
-    services: ClassVar[dict[str, int]] = {"mysql": 3306}
-    peer_mesh: ClassVar[str | None] = "Galera gcomm (port 4567)"
+    services: ClassVar[Mapping[str, int]] = SYSTEM.services
     topology: GaleraTopology
 
     def galera_cnf(self, node: Node) -> str:
@@ -118,7 +142,7 @@ loose-wsrep_slave_threads=2
             user="0",
         )
 
-    def bootstrap(self, say: Say) -> None:
+    def bootstrap(self) -> None:
         nodes = self.run.nodes
         first, rest = nodes[0], nodes[1:]
         timeout = self.topology.timeouts.startup
@@ -126,44 +150,46 @@ loose-wsrep_slave_threads=2
         self.start_nodes([first], bootstrap=first)
         self.wait_ready([first], size=1, timeout=timeout)
         (self.node_dir(first) / "bootstrap").unlink(missing_ok=True)
-        say(f"  {first.name} founded the cluster ({time.monotonic() - started:.1f}s); {len(rest)} joining")
+        log.info(
+            f"  {first.name} founded the cluster ({time.monotonic() - started:.1f}s); {len(rest)} joining"
+        )
         # Joiners one after another: with one donor (n1), concurrent rsync SSTs measured slower here
         # (bench/cluster_ready.py: ~10.5-11 s together vs ~9.8 s in turn for galera-3).
         for size, node in enumerate(rest, start=2):
             self.start_nodes([node])
             self.wait_ready([node], size=size, timeout=timeout - (time.monotonic() - started))
         self.wait_ready(nodes, size=len(nodes), timeout=timeout - (time.monotonic() - started))
-        say(f"  galera: {len(nodes)} nodes Primary, Synced, ready ({time.monotonic() - started:.1f}s)")
+        log.info(f"  galera: {len(nodes)} nodes Primary, Synced, ready ({time.monotonic() - started:.1f}s)")
 
     # -- recovery ---------------------------------------------------------------------------------
-    def restart_nodes(self, nodes: list[Node], *, say: Say = lambda m: None) -> None:
+    def restart_nodes(self, nodes: list[Node]) -> None:
         running = [n for n in self.run.nodes if self.container_state(n) in ("running", "paused")]
         if running:
-            super().restart_nodes(nodes, say=say)  # the cluster stands: they rejoin with IST/SST
+            super().restart_nodes(nodes)  # the cluster stands: they rejoin with IST/SST
             return
-        self.recover_all(say)
+        self.recover_all()
 
-    def recover_all(self, say: Say) -> None:
+    def recover_all(self) -> None:
         """Every node crashed: bootstrap from the node with the highest recovered seqno, as operators do."""
-        positions = {}
+        positions: dict[str, int | None] = {}
         for node in self.run.nodes:
             positions[node.name] = self.recovered_seqno(node)
-        best = max(self.run.nodes, key=lambda n: (positions[n.name], -self.run.nodes.index(n)))
-        say(f"  galera full-cluster recovery: seqnos {positions}; bootstrapping {best.name}")
-        flag = self.node_dir(best) / "bootstrap"
-        flag.touch()
-        try:
-            self.runtime.start(best.container)
-            self.wait_ready([best], size=1, timeout=self.topology.timeouts.startup)
-        finally:
-            flag.unlink(missing_ok=True)
-        others = [n for n in self.run.nodes if n != best]
-        super().restart_nodes(others, say=say)
+        best = most_advanced(positions, self.topology.node_names)
+        log.info(f"  galera full-cluster recovery: seqnos {positions}; bootstrapping {best}")
+        detail = {"seqnos": positions, "bootstrapped": best}
+        with self.events.action("full-cluster-recovery", "wsrep-recover + bootstrap", best, detail):
+            node = self.run.node(best)
+            flag = self.node_dir(node) / "bootstrap"
+            flag.touch()
+            try:
+                self.runtime.start(node.container)
+                self.wait_ready([node], size=1, timeout=self.topology.timeouts.startup)
+            finally:
+                flag.unlink(missing_ok=True)
+            super().restart_nodes([n for n in self.run.nodes if n != node])
 
-    def recovered_seqno(self, node: Node) -> int:
+    def recovered_seqno(self, node: Node) -> int | None:
         """Run ``--wsrep-recover`` in the node's (stopped) container and parse the recovered position."""
-        import re
-
         flag = self.node_dir(node) / "recover"
         flag.touch()
         try:
@@ -172,8 +198,7 @@ loose-wsrep_slave_threads=2
                        what=f"wsrep recovery on {node.name}")  # fmt: skip
         finally:
             flag.unlink(missing_ok=True)
-        found = re.findall(r"Recovered position: [0-9a-f-]+:(-?\d+)", self.runtime.logs(node.container, 400))
-        return int(found[-1]) if found else -1
+        return parse_recovered_seqno(self.runtime.logs(node.container, 400))
 
     def primary(self) -> Node:
         """The first node (by name) that is Synced in the Primary component; n1 when none answers."""

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from functools import cache
 
 from harness.errors import InfraError
-from harness.runtime.docker import DockerRuntime
+from harness.runtime.base import Runtime
 
 COMMENT = "ha-harness"
 
@@ -62,12 +62,12 @@ def ruleset(drop_from: Iterable[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def apply(runtime: DockerRuntime, container: str, drop_from: Iterable[str], how: str | None = None) -> None:
+def apply(runtime: Runtime, container: str, drop_from: Iterable[str], how: str | None = None) -> None:
     """Replace the node's filter table so that it drops packets from ``drop_from`` (empty: heal)."""
     text = ruleset(drop_from)
     how = how or mode()
     if how == "nsenter":
-        pid = runtime.pid(container)
+        pid = runtime.state(container).pid
         if not pid:
             return  # not running: a stopped node has no namespace; a restarted one starts clean
         done = subprocess.run(["nsenter", "-t", str(pid), "-n", host_tool("iptables-restore"), "-w", "5"],
@@ -75,16 +75,16 @@ def apply(runtime: DockerRuntime, container: str, drop_from: Iterable[str], how:
         if done.returncode != 0:
             raise InfraError(f"iptables-restore in {container} failed: {done.stderr.strip()[:200]}")
         return
-    if runtime.state(container).get("Running") is not True:
+    if runtime.state(container).status != "running":
         return
     result = runtime.exec(container, ["sh", "-c", f"printf '%s' '{text}' | iptables-restore -w 5"])
     if result.exit_code != 0:
         raise InfraError(f"iptables-restore in {container} failed: {result.output.strip()[:200]}")
 
 
-def current(runtime: DockerRuntime, container: str) -> list[str]:
+def current(runtime: Runtime, container: str) -> list[str]:
     """Source addresses the node currently drops (for tests and status)."""
-    pid = runtime.pid(container)
+    pid = runtime.state(container).pid
     if not pid:
         return []
     if mode() == "nsenter":

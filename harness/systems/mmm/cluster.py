@@ -30,25 +30,29 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.errors import InfraError
-from harness.model.topology import MmmTopology
-from harness.runtime.cluster import Node
-from harness.runtime.docker import ContainerSpec, Mount
+from harness.runtime.base import ContainerSpec, Mount
 from harness.runtime.proxies import Link, create_links, links_for, listen_port, toxiproxy_ip
+from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
-from harness.systems.base import ClusterSystem, NodeStatus, Say
-from harness.systems.galera import DATABASE, PASSWORD, USER
+from harness.systems.base import ClusterSystem, NodeStatus
+from harness.systems.mmm import SYSTEM
+from harness.systems.mmm.settings import MmmTopology
+from harness.systems.mysql import DATABASE, PASSWORD, USER
+
+log = logging.getLogger(__name__)
 
 ADMIN_USER = "mmm_agent"
 ADMIN_PASSWORD = "mmm_agent"
@@ -63,7 +67,7 @@ MONITOR_PORT = 8080
 HEARTBEAT_TABLE = "heartbeat"  # pt-heartbeat's table in DATABASE
 HEARTBEAT_INTERVAL = 0.1
 REPL_PORT_OFFSET = 100  # nK-repl listens 100 above nK-mysql: n1-repl on 11406, n2-repl on 12406
-MONITOR_SCRIPT = Path(__file__).with_name("mmm_monitor.py")
+MONITOR_SCRIPT = Path(__file__).with_name("monitor.py")
 
 START_SH = """#!/bin/sh
 # Rendered by ha-harness: start one MMM master (MariaDB, data directory from the node image).
@@ -85,7 +89,7 @@ SETUP_SQL = (  # on each master before replication starts, kept out of the binlo
 class MmmCluster(ClusterSystem):
     name = "mmm"
     client_port = 3306
-    services: ClassVar[dict[str, int]] = {"mysql": 3306}
+    services: ClassVar[Mapping[str, int]] = SYSTEM.services
     bootstrap_uses_proxies = True  # replication and HAProxy's backends go through the run's Toxiproxy
     topology: MmmTopology
 
@@ -234,6 +238,8 @@ backend reader
         monitor.mkdir(parents=True, exist_ok=True)
         (monitor / "monitor.json").write_text(json.dumps(self.monitor_config(), indent=2))
         shutil.copyfile(MONITOR_SCRIPT, monitor / "mmm_monitor.py")
+        # its state machine, imported as a sibling module by the script
+        shutil.copyfile(MONITOR_SCRIPT.with_name("monitor_state.py"), monitor / "monitor_state.py")
 
     # -- containers -------------------------------------------------------------------------------
     def container_spec(self, node: Node, *, bootstrap: bool = False) -> ContainerSpec:
@@ -267,7 +273,7 @@ backend reader
         return self.helper_spec("monitor", MONITOR_HOST, command, mount, user=f"{os.getuid()}:{os.getgid()}")
 
     # -- bootstrap --------------------------------------------------------------------------------
-    def bootstrap(self, say: Say) -> None:
+    def bootstrap(self) -> None:
         started = time.monotonic()
         timeout = self.topology.timeouts.startup
         nodes = self.run.nodes
@@ -283,14 +289,16 @@ backend reader
         for node in nodes:
             self._replicate(node)
         self.wait_replicating(nodes, timeout=left())
-        say(f"  mmm: masters replicating both ways via n1-repl/n2-repl ({time.monotonic() - started:.1f}s)")
+        log.info(
+            f"  mmm: masters replicating both ways via n1-repl/n2-repl ({time.monotonic() - started:.1f}s)"
+        )
         self.runtime.run(self.haproxy_spec())
         self.runtime.run(self.monitor_spec())
         for node in nodes:  # an operator's first step after installing MMM: `mmm_control set_online`
             wait_until(partial(self.set_online, node.name), timeout=left(), interval=0.1, max_interval=0.3,
                        what=f"monitor sets {node.name} online", details=self.logs_of_all)  # fmt: skip
         self.wait_ready(timeout=left())
-        say(f"  mmm: writer {self.primary().name}, both masters ONLINE, heartbeats flowing "
+        log.info(f"  mmm: writer {self.primary().name}, both masters ONLINE, heartbeats flowing "
             f"({time.monotonic() - started:.1f}s)")  # fmt: skip
 
     def _setup_users(self, node: Node) -> bool:

@@ -15,7 +15,7 @@ import urllib.request
 from typing import Any
 
 from harness.probes.base import Probe
-from harness.runtime.cluster import Node
+from harness.runtime.run import Node
 
 PORT = 15672
 
@@ -25,7 +25,7 @@ class RabbitProbe(Probe):
     interval = 1.0
 
     def _get(self, node: Node, path: str) -> Any:
-        from harness.systems.rabbitmq import PASSWORD, USER
+        from harness.systems.rabbitmq.cluster import PASSWORD, USER
 
         request = urllib.request.Request(f"http://{node.ip}:{PORT}{path}")
         token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()

@@ -13,20 +13,24 @@ minority stops itself); ``autoheal`` restarts the losing side by itself once the
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.errors import InfraError
-from harness.model.topology import RabbitTopology
-from harness.runtime.cluster import Node
-from harness.runtime.docker import ContainerSpec, Mount
+from harness.runtime.base import ContainerSpec, Mount
+from harness.runtime.run import Node
 from harness.runtime.wait import WaitTimeout, wait_until
-from harness.systems.base import ClusterSystem, NodeStatus, Say
+from harness.systems.base import ClusterSystem, NodeStatus
+from harness.systems.rabbitmq import SYSTEM
+from harness.systems.rabbitmq.partitions import Membership, losing_side, merge_partitions
+from harness.systems.rabbitmq.settings import RabbitTopology
+
+log = logging.getLogger(__name__)
 
 USER = "harness"
 PASSWORD = "harness"
@@ -55,54 +59,10 @@ def short(name: str) -> str:
     return name.rpartition("@")[2]
 
 
-AUTOHEAL_GRACE_S = 20.0  # how long autoheal gets to merge the cluster before the harness steps in
-
-
-@dataclass(frozen=True)
-class Membership:
-    """What one node's ``cluster_status`` says, with short node names (``n1``)."""
-
-    node: str
-    running: frozenset[str]
-    # reporting node → the peers it has seen partitioned away; only the reporter's own side reports
-    partitions: Mapping[str, frozenset[str]]
-
-
-def merge_partitions(views: Mapping[str, Membership | None]) -> dict[str, frozenset[str]]:
-    """Every node's partition report, whichever side's ``cluster_status`` carried it."""
-    merged: dict[str, frozenset[str]] = {}
-    for view in views.values():
-        for reporter, peers in (view.partitions if view else {}).items():
-            merged[reporter] = merged.get(reporter, frozenset()) | peers
-    return merged
-
-
-def losing_side(views: Mapping[str, Membership | None], order: list[str]) -> list[str]:
-    """The nodes to restart after a partition under ``ignore``, as RabbitMQ's docs advise operators.
-
-    The side that stays is the largest set of running nodes any node reports (on a tie: the one with the
-    node first in topology order, i.e. n1's side). Every other node that answers is on a losing side and
-    gets its rabbit app restarted, which makes it resync from the winners. A node that does not answer
-    (still starting, say) is left alone: it joins whoever runs once it is up.
-    """
-    sides = {v.running for v in views.values() if v is not None and v.node in v.running}
-    if not sides:
-        return []
-    if sides == {frozenset(order)}:
-        # Every node runs with every node, yet some still report a partition: a stale record (seen after
-        # an autoheal whose loser came back while the winner still waited for it to stop). Restarting
-        # the reporter's app clears its own record.
-        reporters = {node for node, peers in merge_partitions(views).items() if peers}
-        return [n for n in order if n in reporters and views.get(n) is not None]
-    winner = min(sides, key=lambda side: (-len(side), min(order.index(n) for n in side)))
-    return [n for n in order if n not in winner and views.get(n) is not None]
-
-
 class RabbitCluster(ClusterSystem):
     name = "rabbitmq"
     client_port = 5672
-    services: ClassVar[dict[str, int]] = {"amqp": 5672}
-    peer_mesh: ClassVar[str | None] = "Erlang distribution (ports 4369, 25672)"
+    services: ClassVar[Mapping[str, int]] = SYSTEM.services
     topology: RabbitTopology
 
     def rabbitmq_conf(self, node: Node) -> str:
@@ -156,18 +116,20 @@ log.file = false
             user="0",
         )
 
-    def bootstrap(self, say: Say) -> None:
+    def bootstrap(self) -> None:
         nodes = self.run.nodes
         timeout = self.topology.timeouts.startup
         started = time.monotonic()
         seed, rest = nodes[0], nodes[1:]
         self.start_nodes([seed])
         self.wait_amqp([seed], timeout=timeout)
-        say(f"  {seed.name} (seed) is up ({time.monotonic() - started:.1f}s); {len(rest)} discovering it")
+        log.info(
+            f"  {seed.name} (seed) is up ({time.monotonic() - started:.1f}s); {len(rest)} discovering it"
+        )
         self.start_nodes(rest)
         self.wait_amqp(rest, timeout=timeout - (time.monotonic() - started))
         self.wait_ready(nodes, timeout=timeout - (time.monotonic() - started))
-        say(f"  rabbitmq: {len(nodes)} nodes running and clustered ({time.monotonic() - started:.1f}s)")
+        log.info(f"  rabbitmq: {len(nodes)} nodes running and clustered ({time.monotonic() - started:.1f}s)")
 
     # -- observation ------------------------------------------------------------------------------
     def cluster_status(self, node: Node, *, timeout: float = 15.0) -> dict[str, Any]:
@@ -210,22 +172,25 @@ log.file = false
         return all(v is not None and v.running == want and not v.partitions for v in views.values())
 
     # -- recovery ---------------------------------------------------------------------------------
-    def after_heal(self, say: Say) -> None:
+    def after_heal(self) -> None:
         """Under ``ignore``, a partition recorded after the heal is recovered here. Under ``autoheal``
-        RabbitMQ merges by itself; if it has not within ``AUTOHEAL_GRACE_S`` (3.10's autoheal can loop when
-        the loser is back before the winner saw it stop), the same recovery runs. Other modes heal alone."""
+        RabbitMQ merges by itself; if it has not within ``settings.autoheal_grace`` (3.10's autoheal can loop
+        when the loser is back before the winner saw it stop), the same recovery runs. Other modes heal
+        alone. Either recovery is an event of the run (an operator's action can itself discard messages)."""
         mode = self.topology.settings.partition_handling
+        grace = self.topology.settings.autoheal_grace
         if mode == "ignore":
-            self.recover_partitions(say)
+            self.recover_partitions()
         elif mode == "autoheal":
             try:
-                wait_until(lambda: self.whole(self.memberships()), timeout=AUTOHEAL_GRACE_S, interval=0.5,
+                wait_until(lambda: self.whole(self.memberships()), timeout=grace, interval=0.5,
                            max_interval=1.0, what="rabbitmq autoheal")  # fmt: skip
             except WaitTimeout:
-                say(f"  rabbitmq: autoheal has not merged the cluster in {AUTOHEAL_GRACE_S:g}s; recovering")
-                self.recover_partitions(say)
+                log.info(f"  rabbitmq: autoheal has not merged the cluster in {grace:g}s; recovering")
+                self.recover_partitions(reason=f"autoheal had not merged the cluster in {grace:g}s")
 
-    def recover_partitions(self, say: Say = lambda m: None, *, timeout: float | None = None) -> list[str]:
+    def recover_partitions(self, *, timeout: float | None = None, reason: str = "partition_handling ignore"
+                           ) -> list[str]:  # fmt: skip
         """Merge a cluster split by a partition, as an operator does under ``ignore``; the nodes restarted.
 
         Waits until the cluster is either whole (nothing to do: returns []) or ``partitions`` is non-empty
@@ -250,10 +215,14 @@ log.file = false
             return []
         losers = losing_side(views, order)
         restart = f"restarting the rabbit app on {','.join(losers)}" if losers else "no node to restart"
-        say(f"  rabbitmq: partitions {_fmt(merge_partitions(views))}; {restart}")
+        log.info(f"  rabbitmq: partitions {_fmt(merge_partitions(views))}; {restart}")
         started = time.monotonic()
         by_name = {n.name: n for n in self.run.nodes}
-        with ThreadPoolExecutor(max_workers=max(1, len(losers))) as pool:
+        detail = {"reason": reason, "partitions": {k: sorted(v) for k, v in merge_partitions(views).items()}}
+        with (
+            self.events.action("operator-recovery", "rabbitmqctl stop_app/start_app", losers, detail),
+            ThreadPoolExecutor(max_workers=max(1, len(losers))) as pool,
+        ):
             list(pool.map(lambda name: self.restart_app(by_name[name], deadline), losers))
 
         def merged() -> bool:
@@ -265,7 +234,7 @@ log.file = false
         wait_until(merged, timeout=max(deadline - time.monotonic(), 1.0), interval=0.2, max_interval=1.0,
                    what="rabbitmq whole again after restarting the losing side",
                    details=self.logs_of_all)  # fmt: skip
-        say(f"  rabbitmq: whole again, no partitions ({time.monotonic() - started:.1f}s)")
+        log.info(f"  rabbitmq: whole again, no partitions ({time.monotonic() - started:.1f}s)")
         return losers
 
     def restart_app(self, node: Node, deadline: float) -> None:

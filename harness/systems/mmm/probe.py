@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from harness.probes.base import Probe
-from harness.runtime.cluster import Node
+from harness.runtime.run import Node
 
 LAG = "replication_lag_s"
 
@@ -34,12 +34,11 @@ def heartbeat_age(ts: str, now: float | None = None) -> float:
 
 class MmmProbe(Probe):
     name = "mmm"
-    checkers: ClassVar[tuple[str, ...]] = ("lag",)
     interval = 0.1
     status_interval = 0.5  # replication threads and the monitor's view, seconds
 
     def tick(self, node: Node, state: dict[str, object]) -> None:
-        from harness.systems.mmm import DATABASE, HEARTBEAT_TABLE
+        from harness.systems.mmm.cluster import DATABASE, HEARTBEAT_TABLE
 
         due = self.every(state, self.status_interval)
         if due:  # first, so that a node that no longer answers still gets the monitor's view on time

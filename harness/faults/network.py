@@ -1,0 +1,53 @@
+"""Partitions of the peer mesh: a shape (``faults.partition``) as iptables rules in each node's namespace."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from harness.faults import partition as shapes
+from harness.faults.base import FaultKind, parallel
+from harness.model.faults import PartitionStep, StepBase
+from harness.model.history import Event
+from harness.runtime import netfilter
+from harness.runtime.run import Node
+from harness.systems.capabilities import Capability
+
+
+class PartitionFaults(FaultKind):
+    steps: ClassVar[tuple[type[StepBase], ...]] = (PartitionStep,)
+    requires: ClassVar[frozenset[Capability]] = frozenset({Capability.PEER_MESH})
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.current: Event | None = None
+
+    def plan(self, step: PartitionStep) -> shapes.Partition:
+        """The partition ``step`` means on this cluster (a role resolved); InputError before any change."""
+        shape, params = step.shape_and_params()
+        if shape == "isolate":
+            (node,) = self.ctx.resolve(params["node"])
+            params = {"node": node.name}
+        return shapes.plan(shape, self.ctx.run.topology.node_names, rng=self.ctx.rng, **params)
+
+    def apply(self, step: StepBase) -> list[Event]:
+        assert isinstance(step, PartitionStep)
+        plan = self.plan(step)
+        run = self.ctx.run
+        ip = {n.name: n.ip for n in run.nodes}
+        how = netfilter.mode()
+
+        def one(node: Node) -> None:
+            netfilter.apply(self.ctx.runtime, node.container, [ip[p] for p in plan.drops_at(node.name)], how)
+
+        parallel(one, run.nodes)
+        detail = {"shape": plan.shape, "components": [sorted(c) for c in plan.components],
+                  "cuts": sorted(list(c) for c in plan.cuts), "how": how,
+                  "backend": netfilter.backend() if how == "nsenter" else "image"}  # fmt: skip
+        self.current = self.ctx.events.open("partition", f"iptables({how})", plan.describe(), detail)
+        return [self.current]
+
+    def heal(self) -> list[Event]:
+        how = netfilter.mode()
+        parallel(lambda n: netfilter.apply(self.ctx.runtime, n.container, [], how), self.ctx.run.nodes)
+        ended, self.current = self.current, None
+        return [self.ctx.events.close(ended)] if ended else []

@@ -1,0 +1,254 @@
+"""Everything ``run`` would refuse, found before anything starts: a scenario alone, and a scenario with a
+topology (the pair ``run`` gets).
+
+Each problem is one line, ``FILE:LINE: field: message`` when the scenario came from a file (the line of
+the field in question), ``scenario NAME: field: message`` otherwise. All of them are reported at once.
+
+A scenario alone: the systems and workloads it names exist, its checks name known checkers with valid
+options. With a topology: a workload for the topology's system that the system can drive; node, role and
+link names; what each step needs of the system (a peer mesh for a partition, a primary for a role
+target…); partitions the node count allows; and, walking the timeline, no two faults in effect at once
+that claim the same target through the same mechanism.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.checkers import CHECKERS, validate_check_options
+from harness.errors import InputError
+from harness.faults import partition as shapes
+from harness.model.faults import (
+    GROUP_TARGETS,
+    ROLE_TARGETS,
+    CrashAllStep,
+    HealStep,
+    KillStep,
+    LinkStep,
+    PartitionStep,
+    PauseStep,
+    ProcessStep,
+    RestartStep,
+    ResumeStep,
+    StartStep,
+    StepBase,
+    StopStep,
+)
+from harness.model.loading import SpecError, line_of, read_yaml
+from harness.model.scenario import Scenario, WorkloadSpec
+from harness.model.topology import TopologyBase
+from harness.systems.capabilities import DESCRIPTIONS, Capability
+from harness.systems.info import SystemInfo
+from harness.systems.registry import SYSTEMS
+from harness.workloads import WORKLOADS
+
+Loc = tuple[str | int, ...]
+
+__all__ = ["Source", "check_pair", "check_scenario", "checker_names", "validate_pair", "workload_spec"]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a scenario came from, to name lines in problems (``doc``: its parsed YAML)."""
+
+    label: str
+    doc: Any = None
+
+    @classmethod
+    def of(cls, scenario: Scenario, path: Path | None = None) -> Source:
+        if path is None:
+            return cls(f"scenario {scenario.name}")
+        try:
+            return cls(str(path), read_yaml(path))
+        except SpecError:
+            return cls(str(path))
+
+    def where(self, loc: Loc) -> str:
+        line = line_of(self.doc, list(loc)) if self.doc is not None else None
+        return f"{self.label}:{line}" if line else self.label
+
+
+def _field(loc: Loc) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).removeprefix(".") or "top level"
+
+
+class _Problems:
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.lines: list[tuple[int, str]] = []
+
+    def add(self, loc: Loc, message: str) -> None:
+        where = self.source.where(loc)
+        line = int(where.rsplit(":", 1)[1]) if where != self.source.label else 0
+        self.lines.append((line, f"{where}: {_field(loc)}: {message}"))
+
+    def raise_if_any(self) -> None:
+        if self.lines:
+            raise SpecError([text for _, text in sorted(self.lines, key=lambda p: p[0])])
+
+
+# ------------------------------------------------------------------------------------------ alone
+def check_scenario(scenario: Scenario, source: Source, problems: _Problems | None = None) -> list[str]:
+    """Problems of a scenario by itself (no topology)."""
+    own = problems or _Problems(source)
+    for i, system in enumerate(scenario.systems):
+        if system not in SYSTEMS:
+            own.add(("systems", i), f"unknown system {system!r}, expected one of: {', '.join(SYSTEMS)}")
+    for system, spec in scenario.workload.items():
+        if system not in SYSTEMS:
+            own.add(("workload", system), f"unknown system {system!r}, expected one of: {', '.join(SYSTEMS)}")
+            continue
+        _check_drives(own, system, spec)
+    for loc, message in validate_check_options(scenario.checks):
+        own.add(tuple(loc), message)
+    return [text for _, text in own.lines]
+
+
+def _check_drives(problems: _Problems, system: str, spec: WorkloadSpec) -> None:
+    missing = WORKLOADS[spec.type].requires - SYSTEMS[system].capabilities
+    if missing:
+        needs = ", ".join(DESCRIPTIONS[c] for c in sorted(missing))
+        problems.add(("workload", system, "type"), f"{spec.type} cannot drive {system}: it needs {needs}")
+
+
+# ------------------------------------------------------------------------------------------ the pair
+def check_pair(scenario: Scenario, topology: TopologyBase, source: Source) -> list[str]:
+    """Every problem of running ``scenario`` on ``topology`` (the scenario's own ones included)."""
+    problems = _Problems(source)
+    check_scenario(scenario, source, problems)
+    info = SYSTEMS.get(topology.system)
+    if info is None:  # a topology model always names a registered system; defensive
+        problems.add(("systems",), f"unknown system {topology.system!r}")
+        return [text for _, text in problems.lines]
+    nodes = topology.node_names
+    if topology.system not in scenario.systems:
+        problems.add(("systems",), f"this scenario is for {', '.join(scenario.systems)}, not "
+                                   f"{topology.system} (topology {topology.name})")  # fmt: skip
+    spec = scenario.workload.get(topology.system)
+    if spec is None:
+        problems.add(("workload",), f"no workload for system {topology.system!r} "
+                                    f"(has: {', '.join(scenario.workload) or 'none'})")  # fmt: skip
+    else:
+        for i, name in enumerate(spec.nodes or []):
+            if name not in nodes:
+                problems.add(("workload", topology.system, "nodes", i),
+                             f"unknown node {name!r}, expected one of: {', '.join(nodes)}")  # fmt: skip
+    _check_steps(problems, scenario.steps, info, nodes)
+    return [text for _, text in problems.lines]
+
+
+def validate_pair(scenario: Scenario, topology: TopologyBase, path: Path | None = None) -> None:
+    """``check_pair``, raising SpecError (exit 2) with every problem."""
+    problems = check_pair(scenario, topology, Source.of(scenario, path))
+    if problems:
+        raise SpecError(problems)
+
+
+def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInfo, nodes: list[str]) -> None:
+    targets = [*nodes, *GROUP_TARGETS, *(ROLE_TARGETS if info.has(Capability.PRIMARY) else ())]
+    links = info.link_names(nodes)
+    held: dict[tuple[str, str], int] = {}  # claim → index of the step holding it
+
+    def needs(loc: Loc, step: StepBase, capability: Capability) -> bool:
+        if info.has(capability):
+            return True
+        hint = " (its links all go through Toxiproxy); cut a link instead, e.g. link: {target: n2-repl, kind: down}"
+        extra = hint if capability is Capability.PEER_MESH else ""
+        problems.add(
+            loc, f"{step.kind} needs {DESCRIPTIONS[capability]}, which {info.name} does not have{extra}"
+        )
+        return False
+
+    for i, step in enumerate(steps):
+        loc: Loc = ("steps", i, step.kind)
+        claims: set[tuple[str, str]] = set()
+        if isinstance(step, PartitionStep):
+            if needs(loc, step, Capability.PEER_MESH):
+                shape, params = step.shape_and_params()
+                if params.get("node") in ROLE_TARGETS:
+                    if not needs(loc, step, Capability.PRIMARY):
+                        continue
+                    params["node"] = nodes[0]  # which node a role names is known on the running cluster
+                try:
+                    shapes.plan(shape, nodes, **params)
+                except InputError as exc:
+                    problems.add(loc, str(exc).removeprefix("partition: "))
+                    continue
+                claims = step.claims()
+        elif isinstance(step, LinkStep):
+            target = step.link.target
+            if target not in links:
+                problems.add(
+                    (*loc, "target"), f"unknown link {target!r}, expected one of: {', '.join(links)}"
+                )
+                continue
+            claims = step.claims()
+        elif isinstance(step, ProcessStep | CrashAllStep):
+            if not needs(loc, step, Capability.PROCESSES):
+                continue
+            if isinstance(step, ProcessStep):
+                if step.target not in targets:
+                    problems.add(
+                        loc, f"unknown node or role {step.target!r}, expected one of: {', '.join(targets)}"
+                    )
+                    continue
+                concrete = nodes if step.target == "all" else [step.target] if step.target in nodes else []
+                if isinstance(step, KillStep | StopStep | PauseStep):
+                    claims = {(step.mechanism, n) for n in concrete}
+                elif isinstance(step, ResumeStep | StartStep):
+                    mechanism = step.mechanism
+                    for n in concrete:
+                        held.pop((mechanism, n), None)
+                    if step.target not in nodes and step.target != "all":
+                        held = {c: j for c, j in held.items() if c[0] != mechanism}  # a group or role: any
+                elif isinstance(step, RestartStep):
+                    claims = {(step.mechanism, n) for n in concrete}  # must not be down already…
+                    _conflicts(problems, loc, claims, held)
+                    continue  # …and holds nothing once it returns
+            else:
+                claims = {("process", n) for n in nodes}
+        elif isinstance(step, HealStep):
+            if step.heal == "all":
+                held.clear()
+            else:
+                prefix = "iptables" if step.heal == "partition" else "toxiproxy:"
+                held = {c: j for c, j in held.items() if not c[0].startswith(prefix)}
+            continue
+        if _conflicts(problems, loc, claims, held):
+            continue
+        held.update(dict.fromkeys(claims, i))
+
+
+def _conflicts(problems: _Problems, loc: Loc, claims: set[tuple[str, str]], held: dict[tuple[str, str], int]
+               ) -> bool:  # fmt: skip
+    clashes = sorted(c for c in claims if c in held)
+    if clashes:
+        (mechanism, target) = clashes[0]
+        problems.add(loc, f"{target} is already under {mechanism} since steps[{held[clashes[0]]}]; heal it "
+                          "(or start/resume it) first")  # fmt: skip
+    return bool(clashes)
+
+
+# ------------------------------------------------------------------------------------------ for the runner
+def workload_spec(scenario: Scenario, topology: TopologyBase) -> WorkloadSpec:
+    spec = scenario.workload.get(topology.system)
+    if spec is None:
+        raise InputError(f"scenario {scenario.name}: workload: no workload for system {topology.system!r} "
+                         f"(has: {', '.join(scenario.workload) or 'none'})")  # fmt: skip
+    return spec
+
+
+def checker_names(scenario: Scenario, system: str) -> list[str]:
+    """The workload's checkers, those of the system's probes, and any more the scenario's ``checks`` name
+    (``checks`` maps a checker to its options)."""
+    spec = scenario.workload[system]
+    defaults = [*WORKLOADS[spec.type].checkers, *SYSTEMS[system].probe_checkers]
+    names = defaults + [n for n in scenario.checks if n not in defaults]
+    unknown = [n for n in names if n not in CHECKERS]
+    if unknown:
+        raise InputError(f"scenario {scenario.name}: checks: unknown checker(s) {', '.join(unknown)}, "
+                         f"expected: {', '.join(CHECKERS)}")  # fmt: skip
+    return names

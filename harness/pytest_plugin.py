@@ -1,1 +1,0 @@
-"""pytest plugin of ha-harness (entry point ``pytest11``)."""

@@ -1,0 +1,69 @@
+"""A run as plain data: its id, topology, network slot, image and owner; node names and addresses.
+
+Addressing (documented in the README): run networks are ``10.213.<slot>.0/24`` with the first free slot
+(1-254); the gateway (the host) is ``.1``, the run's Toxiproxy ``.2``, helpers (HAProxy, monitors)
+``.3``-``.9`` and node ``nK`` is ``.(10+K)``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from harness.errors import InfraError
+from harness.model.topology import TopologyBase
+from harness.runtime import labels as L
+
+SUBNET_PREFIX = "10.213"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    ip: str
+    container: str
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    topology: TopologyBase
+    slot: int
+    image: str
+    owner: str
+
+    @property
+    def subnet(self) -> str:
+        return f"{SUBNET_PREFIX}.{self.slot}.0/24"
+
+    @property
+    def gateway(self) -> str:
+        return f"{SUBNET_PREFIX}.{self.slot}.1"
+
+    def ip(self, host: int) -> str:
+        return f"{SUBNET_PREFIX}.{self.slot}.{host}"
+
+    @property
+    def network(self) -> str:
+        return f"hh-{self.id}"
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [
+            Node(name, self.ip(10 + i), f"hh-{self.id}-{name}")
+            for i, name in enumerate(self.topology.node_names, start=1)
+        ]
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise InfraError(f"run {self.id} has no node {name!r} (nodes: {', '.join(self.topology.node_names)})")
+
+    def labels(self, kind: str, **extra: str) -> dict[str, str]:
+        base = {L.RUN_ID: self.id, L.NAMESPACE: L.namespace(), L.KIND: kind, L.OWNER: self.owner}
+        return {**base, L.SYSTEM: self.topology.system, **extra}
+
+
+def new_run_id(topology: TopologyBase) -> str:
+    return f"{topology.name}-{secrets.token_hex(3)}"

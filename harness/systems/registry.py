@@ -1,0 +1,45 @@
+"""The one list of systems: topology ``system`` → its package's ``SystemInfo``.
+
+Adding a system is its folder (``harness/systems/<name>/``) plus one line here. The topology union, the
+scenario's allowed systems, the probe lookup and the capability checks all come from this list.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Union
+
+from pydantic import Field, TypeAdapter
+
+from harness.errors import InputError
+from harness.model.topology import TopologyBase
+from harness.systems import galera, mmm, rabbitmq
+from harness.systems.info import SystemInfo, load
+
+if TYPE_CHECKING:
+    from harness.systems.base import ClusterSystem
+
+SYSTEMS: dict[str, SystemInfo] = {info.name: info for info in (galera.SYSTEM, rabbitmq.SYSTEM, mmm.SYSTEM)}
+
+
+def system_info(name: str) -> SystemInfo:
+    try:
+        return SYSTEMS[name]
+    except KeyError:
+        raise InputError(f"unknown system {name!r}, expected one of: {', '.join(SYSTEMS)}") from None
+
+
+def cluster_class(name: str) -> type[ClusterSystem]:
+    return load(system_info(name).cluster)  # type: ignore[no-any-return]
+
+
+def probe_classes(name: str) -> list[Any]:
+    return [load(path) for path in system_info(name).probes]
+
+
+@cache
+def topology_adapter() -> TypeAdapter[TopologyBase]:
+    """Validates any system's topology document (discriminated by ``system``)."""
+    models = tuple(info.topology for info in SYSTEMS.values())
+    union: Any = Annotated[Union[models], Field(discriminator="system")]  # noqa: UP007
+    return TypeAdapter(union)

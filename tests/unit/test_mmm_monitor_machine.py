@@ -1,0 +1,560 @@
+"""The MMM monitor's state machine (``monitor_state.step``) against a simulated world: two masters whose
+checks pass or fail, the read_only actions' results, HAProxy's server states, time, monitor restarts.
+
+``World`` plays the daemon and the hosts: it turns each master's condition into check observations, runs
+the state machine's HAProxy commands at once (as the daemon does, a failure skipping the rest of the batch)
+and holds its read_only actions until a test resolves them. After every round it checks the safety rule
+on the actions themselves; ``World.invariants`` checks the state. The plain tests walk through failover,
+a failing promotion, a master–master partition and a monitor restart; ``MonitorMachine`` lets hypothesis
+interleave everything at random.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from harness.systems.mmm.monitor_state import (
+    ADMIN_OFFLINE,
+    AWAITING_RECOVERY,
+    HARD_OFFLINE,
+    ONLINE,
+    READ_ONLY,
+    READER,
+    REPLICATION_FAIL,
+    WRITER,
+    Action,
+    CheckResult,
+    HaproxyResult,
+    HostFacts,
+    MonitorState,
+    MoveRole,
+    Observation,
+    ReadOnlyResult,
+    SetHaproxy,
+    SetReadOnly,
+    Settings,
+    command,
+    initial_state,
+    step,
+)
+
+S = Settings(check_period=0.5, trap_period=1.5, timeout=1.0, max_backlog=5.0, auto_set_online=3.0,
+             rep_grace=2.0, flap_count=3, flap_duration=60.0)  # fmt: skip
+NAMES = ("n1", "n2")
+HOSTS = [("n1", "10.0.0.11", "n2"), ("n2", "10.0.0.12", "n1")]
+BACKENDS = (WRITER, READER)
+
+
+@dataclass
+class Server:
+    """One master as the world has it (and as the monitor would find it if it looked now)."""
+
+    ping: bool = True
+    mysql: bool = True
+    rep_threads: bool = True
+    rep_backlog: bool = True
+    read_only: int = 1  # the node config's read_only=ON
+    started_at: float = 0.0  # Uptime = now - started_at
+    restarted: bool = False  # MySQL restarted since the monitor's last read_only=0 on it
+
+    def observations(self, name: str, now: float) -> list[Observation]:
+        """One round of the daemon's checks: ping, then mysql with the replication checks and the facts."""
+        out: list[Observation] = [CheckResult(name, "ping", self.ping, "OK" if self.ping else "ERROR", now)]
+        if not self.mysql:
+            return out + [CheckResult(name, c, False, "ERROR: gone", now) for c in ("mysql", "rep_threads", "rep_backlog")]  # fmt: skip
+        io = "Yes" if self.rep_threads else "Connecting"
+        return out + [
+            CheckResult(name, "mysql", True, "OK", now),
+            CheckResult(name, "rep_threads", self.rep_threads, "OK" if self.rep_threads else "ERROR: broken", now),
+            CheckResult(name, "rep_backlog", self.rep_backlog, "OK" if self.rep_backlog else "ERROR: big", now),
+            HostFacts(name, self.read_only, now - self.started_at, {"Slave_IO_Running": io}, now),
+        ]  # fmt: skip
+
+
+@dataclass
+class Flight:
+    action: SetReadOnly
+    emitted: int  # the world's round counter when the state machine asked for it
+
+
+@dataclass
+class World:
+    now: float = 1000.0
+    servers: dict[str, Server] = field(default_factory=lambda: {n: Server() for n in NAMES})
+    haproxy: dict[tuple[str, str], bool] = field(
+        default_factory=lambda: {(b, n): False for b in BACKENDS for n in NAMES}  # every server disabled
+    )
+    state: MonitorState = field(init=False)
+    inbox: list[Observation] = field(default_factory=list)
+    in_flight: dict[str, Flight] = field(default_factory=dict)
+    clock: int = 0  # rounds and commands so far
+    candidacy_since: dict[str, int] = field(default_factory=dict)  # host -> round it became candidate
+    promoted_at: dict[str, int] = field(default_factory=dict)  # host -> emission of its last good read_only=0
+    actions: list[Action] = field(default_factory=list)  # every action so far, in order
+
+    def __post_init__(self) -> None:
+        self.state = initial_state(S, HOSTS, self.now)
+
+    # -- driving
+    def check(self, names: Sequence[str] = NAMES) -> None:
+        for name in names:
+            self.inbox.extend(self.servers[name].observations(name, self.now))
+
+    def round(self, haproxy_ok: Sequence[bool] = ()) -> list[Action]:
+        """One ``step`` with what the inbox holds; HAProxy commands succeed unless ``haproxy_ok`` says."""
+        self.clock += 1
+        before, observations, self.inbox = self.state, self.inbox, []
+        self.state, actions = step(before, observations, self.now)
+        self._after(before, actions, haproxy_ok)
+        return actions
+
+    def command(self, name: str, host: str) -> tuple[bool, str]:
+        self.clock += 1
+        before = self.state
+        self.state, actions, ok, message = command(before, name, host, self.now)
+        self._after(before, actions, ())
+        return ok, message
+
+    def resolve(self, host: str, ok: bool = True) -> None:
+        """The host's agent reports back; an action to a master MySQL does not answer on fails."""
+        flight = self.in_flight.pop(host)
+        action = flight.action
+        server = self.servers[host]
+        ok = ok and server.mysql
+        if ok:
+            server.read_only = int(action.read_only)
+            if action.kind == "promote":
+                self.promoted_at[host] = flight.emitted
+                server.restarted = False
+        self.inbox.append(ReadOnlyResult(host, action.seq, action.read_only, ok, "OK" if ok else "ERROR", self.now))
+
+    def resolve_all(self, ok: bool = True) -> None:
+        for host in list(self.in_flight):
+            self.resolve(host, ok)
+
+    def run(self, seconds: float, dt: float = 0.1, *, ok: bool = True) -> None:
+        """The daemon for a while: checks every round, every action succeeding (if its host answers)."""
+        for _ in range(round(seconds / dt)):
+            self.now += dt
+            self.check()
+            self.round()
+            self.resolve_all(ok)
+
+    def restart_mysql(self, host: str) -> None:
+        server = self.servers[host]
+        server.started_at, server.read_only, server.restarted = self.now, 1, True
+
+    def restart_monitor(self, landed: Sequence[bool] = ()) -> None:
+        """A new monitor process: what the old one had in flight lands on the host or not (``landed``, in
+        host order), its unprocessed observations are gone, and the new one starts from nothing."""
+        for i, host in enumerate(sorted(self.in_flight)):
+            flight = self.in_flight[host]
+            if (landed[i] if i < len(landed) else False) and self.servers[host].mysql:
+                self.servers[host].read_only = int(flight.action.read_only)
+        self.in_flight, self.inbox = {}, []
+        self.candidacy_since, self.promoted_at = {}, {}
+        self.state = initial_state(S, HOSTS, self.now)
+
+    # -- the safety rule, checked on every action as it is emitted
+    def _after(self, before: MonitorState, actions: list[Action], haproxy_ok: Sequence[bool]) -> None:
+        s = self.state
+        if s.candidate is not None and s.candidate != before.candidate:
+            self.candidacy_since[s.candidate] = self.clock
+        writer = s.roles.writer
+        if writer is not None and writer != before.roles.writer:
+            assert before.roles.writer is None, "the writer role moved without being vacant first"
+            since = self.candidacy_since.get(writer)
+            assert since is not None and self.promoted_at.get(writer, -1) >= since, (
+                f"{writer} got the writer role without a successful read_only=0 in its candidacy"
+            )
+        failed = False
+        batch = iter(haproxy_ok)
+        self.actions.extend(actions)
+        for action in actions:
+            if isinstance(action, SetReadOnly):
+                assert action.host not in self.in_flight, f"a second read_only action for {action.host}"
+                if action.kind == "promote":
+                    self._check_promotion(action.host)
+                self.in_flight[action.host] = Flight(action, self.clock)
+            elif isinstance(action, SetHaproxy):
+                key = (action.backend, action.server)
+                if action.ready and action.backend == WRITER:
+                    assert action.server == writer, f"writer/{action.server} enabled, the writer is {writer}"
+                    others = [n for n in NAMES if n != action.server]
+                    assert not any(self.haproxy[(WRITER, o)] for o in others), "writer enabled before removals"
+                    server = self.servers[action.server]
+                    assert server.read_only == 0 or server.restarted, "writer enabled on a read-only host"
+                if failed:
+                    status = "skipped"
+                else:
+                    status = "ok" if next(batch, True) else "failed"
+                    failed = status == "failed"
+                if status == "ok":
+                    self.haproxy[key] = action.ready
+                self.inbox.append(HaproxyResult(action.backend, action.server, action.ready, status, self.now))
+
+    def _check_promotion(self, host: str) -> None:
+        s = self.state
+        assert host == s.candidate and s.roles.writer is None
+        for other in NAMES:
+            if other == host:
+                continue
+            assert not self.haproxy[(WRITER, other)], f"read_only=0 on {host} while writer/{other} is ready"
+            if s.hosts[other].answers():
+                assert s.agents[other].mode == READ_ONLY, f"read_only=0 on {host} before read_only=1 on {other}"
+            assert other not in self.in_flight or self.in_flight[other].action.read_only
+
+    # -- the state, after every step
+    def invariants(self) -> None:
+        s = self.state
+        writers = [n for n in NAMES if WRITER in s.roles.of(n)]
+        assert len(writers) <= 1, f"two writers: {writers}"
+        assert sum(self.haproxy[(WRITER, n)] for n in NAMES) <= 1, f"two writer servers ready: {self.haproxy}"
+        for name in NAMES:
+            if s.hosts[name].state != ONLINE:
+                assert s.roles.of(name) == [], f"{name} is {s.hosts[name].state} and holds {s.roles.of(name)}"
+        online = [n for n in NAMES if s.hosts[n].state == ONLINE]
+        assert len(s.roles.readers) == len(NAMES)
+        if online:
+            assert None not in s.roles.readers, "an ONLINE host but an orphaned reader role"
+        if s.candidate is not None:
+            assert s.roles.writer is None and s.candidate in online
+
+    # -- shortcuts
+    def roles(self) -> dict[str, list[str]]:
+        return {n: self.state.roles.of(n) for n in NAMES}
+
+    def states(self) -> dict[str, str]:
+        return {n: self.state.hosts[n].state for n in NAMES}
+
+    def bootstrap(self) -> None:
+        """The harness's bootstrap: the masters answer, the operator sets both online, the writer on n1."""
+        self.run(0.3)
+        assert self.command("set_online", "n1")[0]
+        self.run(0.3)
+        assert self.command("set_online", "n2")[0]
+        self.run(0.5)
+        assert self.roles() == {"n1": [WRITER, READER], "n2": [READER]}
+        assert self.haproxy == {(WRITER, "n1"): True, (READER, "n1"): True, (WRITER, "n2"): False, (READER, "n2"): True}  # fmt: skip
+        assert (self.servers["n1"].read_only, self.servers["n2"].read_only) == (0, 1)
+
+
+def moves(actions: Sequence[Action], role: str = WRITER) -> list[tuple[str | None, str | None]]:
+    return [(a.source, a.target) for a in actions if isinstance(a, MoveRole) and a.role == role]
+
+
+# ---------------------------------------------------------------------------------------------- plain tests
+
+
+def test_happy_path_failover_then_the_old_writer_rejoins_as_standby() -> None:
+    world = World()
+    world.bootstrap()
+    start = len(world.actions)
+    killed = world.now
+    world.servers["n1"].ping = world.servers["n1"].mysql = False  # the writer dies
+    moved_at = None
+    for _ in range(40):
+        world.run(0.1)
+        world.invariants()
+        if moved_at is None and world.state.roles.writer == "n2":
+            moved_at = world.now
+    assert moved_at is not None and moved_at - killed <= S.trap_period + S.check_period
+    assert world.states() == {"n1": HARD_OFFLINE, "n2": ONLINE}
+    assert world.roles() == {"n1": [], "n2": [WRITER, READER, READER]}
+    assert world.haproxy == {(WRITER, "n1"): False, (READER, "n1"): False, (WRITER, "n2"): True, (READER, "n2"): True}  # fmt: skip
+    assert world.servers["n2"].read_only == 0
+    after = world.actions[start:]
+    removal = after.index(SetHaproxy(WRITER, "n1", False))
+    promotion = next(i for i, a in enumerate(after) if isinstance(a, SetReadOnly) and a.kind == "promote")
+    assert removal < promotion < after.index(SetHaproxy(WRITER, "n2", True))
+    assert moves(after) == [("n1", None), (None, "n2")]
+
+    world.restart_mysql("n1")  # back after a restart: AWAITING_RECOVERY, then ONLINE after auto_set_online
+    world.servers["n1"].ping = world.servers["n1"].mysql = True
+    world.run(S.auto_set_online + 1.0)
+    assert world.states() == {"n1": ONLINE, "n2": ONLINE}
+    assert world.roles() == {"n1": [READER], "n2": [WRITER, READER]}  # no fail-back
+    assert (world.servers["n1"].read_only, world.servers["n2"].read_only) == (1, 0)
+    assert not world.state.hosts["n1"].flapping(world.now, S)
+
+
+def test_a_writer_whose_read_only_0_fails_does_not_get_the_role() -> None:
+    world = World()
+    world.bootstrap()
+    world.servers["n1"].ping = world.servers["n1"].mysql = False
+    for _ in range(40):  # n2's read_only=0 fails every time
+        world.run(0.1, ok=False)
+        world.invariants()
+    assert world.state.roles.writer is None and world.state.candidate == "n2"
+    assert world.roles() == {"n1": [], "n2": [READER, READER]}
+    assert not world.haproxy[(WRITER, "n2")] and not world.haproxy[(WRITER, "n1")]
+    tries = [a for a in world.actions if isinstance(a, SetReadOnly) and a.host == "n2" and a.kind == "promote"]
+    assert 2 <= len(tries) <= 4 / S.retry_s + 1  # tried again after each pause, not every round
+    world.run(0.5)  # once it succeeds, n2 is the writer
+    assert world.state.roles.writer == "n2" and world.haproxy[(WRITER, "n2")]
+
+
+def test_the_writer_role_waits_for_read_only_1_on_a_reachable_old_writer() -> None:
+    world = World()
+    world.bootstrap()
+    start = len(world.actions)
+    world.command("set_offline", "n1")  # n1 answers: it must be read-only before n2 is made writable
+    assert world.state.roles.writer is None
+    for _ in range(10):
+        world.now += 0.1
+        world.check()
+        world.round()
+        world.invariants()
+    assert not any(isinstance(a, SetReadOnly) and a.kind == "promote" for a in world.actions[start:])
+    assert world.state.candidate == "n2" and "n1" in world.in_flight  # its read_only=1 still in flight
+    world.resolve("n1")
+    world.run(0.3)
+    assert world.roles() == {"n1": [], "n2": [WRITER, READER, READER]}
+    assert world.states()["n1"] == ADMIN_OFFLINE and world.servers["n1"].read_only == 1
+
+
+def test_master_master_replication_partition_takes_the_standby_out_only() -> None:
+    world = World()
+    world.bootstrap()
+    world.run(S.rep_grace)  # past the grace after n2 became ONLINE
+    for name in NAMES:  # the masters lose each other, the monitor still reaches both
+        world.servers[name].rep_threads = False
+    world.run(S.trap_period + 0.5)
+    assert world.states() == {"n1": ONLINE, "n2": REPLICATION_FAIL}  # the writer's own checks do not count
+    assert world.roles() == {"n1": [WRITER, READER, READER], "n2": []}
+    assert not world.haproxy[(READER, "n2")] and world.haproxy[(WRITER, "n1")]
+    for name in NAMES:
+        world.servers[name].rep_threads = True
+    world.run(0.5)
+    assert world.states() == {"n1": ONLINE, "n2": ONLINE}  # straight back, per MMM
+    assert world.roles() == {"n1": [WRITER, READER], "n2": [READER]}
+
+
+def test_one_master_cut_off_from_the_monitor_loses_its_roles() -> None:
+    world = World()
+    world.bootstrap()
+    world.servers["n2"].ping = world.servers["n2"].mysql = False  # the standby, as the monitor sees it
+    world.run(S.trap_period + 0.5)
+    assert world.states() == {"n1": ONLINE, "n2": HARD_OFFLINE}
+    assert world.roles() == {"n1": [WRITER, READER, READER], "n2": []}
+    world.servers["n2"].ping = world.servers["n2"].mysql = True  # a short outage without a restart
+    world.run(0.5)
+    assert world.states() == {"n1": ONLINE, "n2": ONLINE}
+
+
+def test_a_restarted_monitor_keeps_the_writer_it_finds() -> None:
+    world = World()
+    world.servers["n2"].read_only = 0  # what a previous monitor left: n2 writable and in the writer backend
+    world.haproxy[(WRITER, "n2")] = True
+    world.run(S.auto_set_online + 0.5)
+    assert world.states() == {"n1": ONLINE, "n2": ONLINE}
+    assert world.roles() == {"n1": [READER], "n2": [WRITER, READER]}  # not n1, first in config order
+    assert (world.servers["n1"].read_only, world.servers["n2"].read_only) == (1, 0)
+    # on the way, n2 was read-only and out of the writer backend before it was made writable again
+    kinds = [(a.host, a.kind) for a in world.actions if isinstance(a, SetReadOnly)]
+    assert kinds.index(("n2", "demote")) < kinds.index(("n2", "promote"))
+
+
+def test_a_restarted_monitor_that_finds_two_writable_hosts_keeps_neither_as_such() -> None:
+    world = World()
+    world.servers["n1"].read_only = world.servers["n2"].read_only = 0
+    world.run(S.auto_set_online + 0.5)
+    assert world.state.roles.writer == "n1"  # no incumbent: config order
+    assert (world.servers["n1"].read_only, world.servers["n2"].read_only) == (0, 1)
+
+
+def test_a_read_only_value_changed_behind_the_monitors_back_is_set_back() -> None:
+    world = World()
+    world.bootstrap()
+    world.servers["n2"].read_only = 0  # someone lifts it on the standby
+    world.servers["n1"].read_only = 1  # and sets it on the writer
+    world.run(0.3)
+    enforced = [(a.host, a.read_only) for a in world.actions if isinstance(a, SetReadOnly) and a.enforce]
+    assert sorted(enforced) == [("n1", False), ("n2", True)]
+    assert (world.servers["n1"].read_only, world.servers["n2"].read_only) == (0, 1)
+    assert world.state.roles.writer == "n1"
+
+
+def test_a_haproxy_failure_skips_the_rest_of_the_batch_and_is_retried() -> None:
+    world = World()
+    world.check()
+    actions = world.round(haproxy_ok=[True, False])  # the first round sets every server in maintenance
+    assert [a for a in actions if isinstance(a, SetHaproxy)] == [
+        SetHaproxy(b, n, False) for n in NAMES for b in BACKENDS
+    ]
+    assert [r.status for r in world.inbox if isinstance(r, HaproxyResult)] == ["ok", "failed", "skipped", "skipped"]
+    retried = [a for a in world.round() if isinstance(a, SetHaproxy)]  # the failed and the skipped ones
+    assert retried == [SetHaproxy(READER, "n1", False), SetHaproxy(WRITER, "n2", False), SetHaproxy(READER, "n2", False)]  # fmt: skip
+    world.round()
+    assert world.state.haproxy == {(b, n): False for b in BACKENDS for n in NAMES}
+
+
+def test_set_online_refuses_a_host_that_does_not_answer() -> None:
+    world = World()
+    world.servers["n2"].mysql = False
+    world.run(S.trap_period + 0.5)
+    ok, message = world.command("set_online", "n2")
+    assert not ok and message.startswith("n2 is HARD_OFFLINE")
+    assert world.command("set_online", "n1") == (True, "OK: State of 'n1' changed to ONLINE")
+    assert world.command("set_online", "n1") == (True, "n1 is already ONLINE")
+    assert world.command("set_online", "n3") == (False, "unknown host 'n3'")
+    with pytest.raises(ValueError):
+        command(world.state, "move_role", "n1", world.now)
+
+
+def test_step_leaves_the_given_state_alone() -> None:
+    world = World()
+    world.check()
+    before = world.state
+    snapshot = repr(before)
+    after, _ = step(before, world.inbox, world.now)
+    assert repr(before) == snapshot and after is not before
+    assert before.agents["n1"].pending is None and after.agents["n1"].pending is not None
+
+
+# ---------------------------------------------------------------------------------------------- hypothesis
+
+
+class MonitorMachine(RuleBasedStateMachine):
+    """Random checks, partitions, read_only results, HAProxy failures, time and monitor restarts."""
+
+    @initialize(ro=st.sampled_from([(1, 1), (0, 1), (1, 0), (0, 0)]))
+    def start(self, ro: tuple[int, int]) -> None:
+        self.world = World()
+        for name, value in zip(NAMES, ro, strict=True):  # what a previous monitor may have left
+            self.world.servers[name].read_only = value
+        if ro.count(0) == 1:
+            self.world.haproxy[(WRITER, NAMES[ro.index(0)])] = True
+
+    @rule(
+        name=st.sampled_from(NAMES),
+        ping=st.booleans(),
+        mysql=st.booleans(),
+        rep_threads=st.booleans(),
+        rep_backlog=st.booleans(),
+    )
+    def set_condition(self, name: str, ping: bool, mysql: bool, rep_threads: bool, rep_backlog: bool) -> None:
+        server = self.world.servers[name]
+        server.ping, server.mysql, server.rep_threads, server.rep_backlog = ping, mysql, rep_threads, rep_backlog
+
+    @rule()
+    def partition_masters(self) -> None:
+        """The masters lose each other; the monitor still reaches both."""
+        for server in self.world.servers.values():
+            server.ping = server.mysql = True
+            server.rep_threads = False
+
+    @rule(name=st.sampled_from(NAMES))
+    def cut_off_from_monitor(self, name: str) -> None:
+        self.world.servers[name].ping = self.world.servers[name].mysql = False
+
+    @rule()
+    def heal(self) -> None:
+        for server in self.world.servers.values():
+            server.ping = server.mysql = server.rep_threads = server.rep_backlog = True
+
+    @rule(name=st.sampled_from(NAMES))
+    def restart_mysql(self, name: str) -> None:
+        self.world.restart_mysql(name)
+
+    @rule(dt=st.floats(min_value=0.0, max_value=4.0))
+    def advance(self, dt: float) -> None:
+        self.world.now += dt
+
+    @rule(
+        checked=st.sets(st.sampled_from(NAMES)),
+        haproxy_ok=st.lists(st.booleans(), max_size=6),
+        dt=st.floats(min_value=0.0, max_value=1.0),
+    )
+    def monitor_round(self, checked: set[str], haproxy_ok: list[bool], dt: float) -> None:
+        self.world.now += dt
+        self.world.check(sorted(checked))
+        self.world.round(haproxy_ok)
+
+    @precondition(lambda self: bool(self.world.in_flight))
+    @rule(data=st.data(), ok=st.booleans())
+    def agent_reports(self, data: st.DataObject, ok: bool) -> None:
+        host = data.draw(st.sampled_from(sorted(self.world.in_flight)))
+        self.world.resolve(host, ok)
+
+    @rule(name=st.sampled_from(["set_online", "set_offline"]), host=st.sampled_from(NAMES))
+    def operator(self, name: str, host: str) -> None:
+        self.world.command(name, host)
+
+    @rule(landed=st.lists(st.booleans(), max_size=2))
+    def restart_monitor(self, landed: list[bool]) -> None:
+        self.world.restart_monitor(landed)
+
+    @rule()
+    def settle(self) -> None:
+        """Nothing changes for a while and every action succeeds: the roles settle on the ONLINE hosts."""
+        world = self.world
+        history: list[tuple[str, ...]] = []
+        for _ in range(60):
+            world.now += 0.1
+            world.check()
+            world.round()
+            world.invariants()
+            world.resolve_all()
+            history.append(tuple(n for n in NAMES if world.state.hosts[n].state == ONLINE))
+        online = history[-1]
+        if len(set(history[-20:])) != 1 or not online:
+            return  # not the same ONLINE hosts long enough (e.g. one is flapping in and out)
+        roles = world.roles()
+        writer = world.state.roles.writer
+        assert writer in online, f"ONLINE {online} for 2 s, yet the writer is {writer}"
+        if len(online) == 1:
+            assert roles[writer] == [WRITER, READER, READER]
+        else:
+            assert sorted(len(r) for r in roles.values()) == [1, 2]  # one reader each, the writer on one
+        assert world.servers[writer].read_only == 0
+        ready = {key for key, on in world.haproxy.items() if on}
+        assert ready == {(WRITER, writer)} | {(READER, n) for n in online}
+        for name in NAMES:
+            if name != writer and world.servers[name].mysql:
+                assert world.servers[name].read_only == 1, f"{name} is writable besides the writer"
+
+    @invariant()
+    def safe(self) -> None:
+        self.world.invariants()
+
+
+MonitorMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+test_monitor_state_machine = MonitorMachine.TestCase
+
+
+def test_all_states_are_reachable_from_the_world() -> None:
+    """The simulated world really drives the machine through every host state (the property test's rules
+    are not vacuous)."""
+    world = World()
+    seen = set()
+    world.bootstrap()
+    seen.update(world.states().values())
+    world.run(S.rep_grace)
+    world.servers["n2"].rep_backlog = False
+    world.run(S.trap_period + 0.5)
+    seen.update(world.states().values())
+    world.servers["n2"].rep_backlog = True
+    world.servers["n2"].mysql = False
+    world.run(S.trap_period + 0.5)
+    seen.update(world.states().values())
+    world.servers["n2"].mysql = True
+    world.restart_mysql("n2")
+    world.run(0.3)
+    seen.update(world.states().values())
+    world.command("set_offline", "n1")
+    seen.update(world.states().values())
+    world.servers["n1"].rep_threads = False
+    world.run(S.auto_set_online + 0.5)
+    world.command("set_online", "n1")
+    world.run(S.rep_grace + S.trap_period + 0.5)
+    seen.update(world.states().values())
+    assert seen == {ONLINE, ADMIN_OFFLINE, HARD_OFFLINE, REPLICATION_FAIL, "REPLICATION_DELAY", AWAITING_RECOVERY}
