@@ -21,7 +21,8 @@ import threading
 from collections.abc import Callable
 
 from harness.faults.link import Down, Latency, LinkFaults, LinkFaultSpec
-from harness.runtime.toxiproxy import Proxy, ToxiproxyProcess, find_toxiproxy_server
+from harness.runtime.toxiproxy import Proxy, find_toxiproxy_server
+from tests.support.toxiproxy_process import ToxiproxyProcess
 
 TARGET_P99_MS = 50.0
 

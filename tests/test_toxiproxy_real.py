@@ -20,19 +20,18 @@ from typing import TypeVar
 import pytest
 
 from harness.errors import InputError
-from harness.faults.link import (
+from harness.faults.link import LinkFaults, link_fault_from_dict, toxics_for
+from harness.model.faults import (
     Bandwidth,
     Down,
     Latency,
     LimitData,
-    LinkFaults,
-    LinkFaultSpec,
+    LinkFaultBase,
     ResetPeer,
     Slicer,
     SlowClose,
+    Stall,
     Timeout,
-    stall,
-    toxics_for,
 )
 from harness.runtime.toxiproxy import (
     Proxy,
@@ -41,9 +40,9 @@ from harness.runtime.toxiproxy import (
     ToxiproxyConflict,
     ToxiproxyError,
     ToxiproxyNotFound,
-    ToxiproxyProcess,
     find_toxiproxy_server,
 )
+from tests.support.toxiproxy_process import ToxiproxyProcess
 
 SERVER = find_toxiproxy_server()
 pytestmark = pytest.mark.skipif(
@@ -258,7 +257,7 @@ def test_latency_raises_round_trip_by_the_configured_delay(
 ) -> None:
     with connect(proxy) as sock:
         baseline = median_rtt(sock, 9)
-        applied = faults.apply(LINK, Latency(200, direction="downstream"))
+        applied = faults.apply(Latency(target=LINK, latency_ms=200, direction="downstream"))
         assert applied.called_ns <= applied.acked_ns
         # the toxic also applies to connections that were already open
         added = median_rtt(sock, 5) - baseline
@@ -271,7 +270,7 @@ def test_latency_raises_round_trip_by_the_configured_delay(
 def test_toxicity_zero_has_no_effect(proxy: Proxy, faults: LinkFaults) -> None:
     with connect(proxy) as sock:
         baseline = median_rtt(sock, 5)
-    faults.apply(LINK, Latency(200, direction="both", toxicity=0.0))
+    faults.apply(Latency(target=LINK, latency_ms=200, direction="both", toxicity=0.0))
     with connect(proxy) as sock:  # toxicity is decided per connection
         assert median_rtt(sock, 3) < baseline + 0.050
 
@@ -282,7 +281,7 @@ def test_down_refuses_connections_and_heal_restores_them(
     assert echo_works(proxy)
     with connect(proxy) as open_sock:
         round_trip(open_sock)
-        applied = faults.apply(LINK, Down())
+        applied = faults.apply(Down(target=LINK))
         assert applied.disabled and applied.toxics == ()
         assert client.get_proxy(proxy.name).enabled is False
         eventually(lambda: refused(proxy), what="new connections refused")
@@ -304,7 +303,7 @@ def test_down_does_not_re_enable_a_proxy_it_did_not_disable(
     client: ToxiproxyClient, proxy: Proxy, faults: LinkFaults
 ) -> None:
     client.set_enabled(proxy.name, False)
-    applied = faults.apply(LINK, Down())
+    applied = faults.apply(Down(target=LINK))
     assert applied.disabled is False
     assert faults.heal(applied).reenabled == ()
     assert client.get_proxy(proxy.name).enabled is False
@@ -315,7 +314,7 @@ def test_stall_stops_data_but_keeps_the_connection_open_until_healed(
 ) -> None:
     with connect(proxy) as sock:
         round_trip(sock)
-        applied = faults.apply(LINK, Timeout(timeout_ms=0, direction="both"))
+        applied = faults.apply(Timeout(target=LINK, timeout_ms=0, direction="both"))
         sock.settimeout(0.5)
         sock.sendall(b"held")
         with pytest.raises(TimeoutError):  # data stops, but the connection is neither closed nor reset
@@ -335,7 +334,7 @@ def test_stall_stops_data_but_keeps_the_connection_open_until_healed(
 
 
 def test_reset_peer_resets_connections(proxy: Proxy, faults: LinkFaults) -> None:
-    applied = faults.apply(LINK, ResetPeer(timeout_ms=0))
+    applied = faults.apply(ResetPeer(target=LINK, timeout_ms=0))
 
     def reset_seen() -> bool:
         with connect(proxy) as sock:
@@ -353,7 +352,7 @@ def test_reset_peer_resets_connections(proxy: Proxy, faults: LinkFaults) -> None
 
 
 def test_limit_data_closes_after_the_byte_budget(proxy: Proxy, faults: LinkFaults) -> None:
-    faults.apply(LINK, LimitData(bytes=8))
+    faults.apply(LimitData(target=LINK, bytes=8))
     with connect(proxy) as sock:
         sock.sendall(b"0123456789abcdef")
         received = b""
@@ -366,7 +365,7 @@ def test_heal_removes_exactly_the_toxics_the_fault_added(
     client: ToxiproxyClient, proxy: Proxy, faults: LinkFaults
 ) -> None:
     client.add_toxic(proxy.name, Toxic("foreign", "latency", attributes={"latency": 1}))
-    applied = faults.apply(LINK, Latency(5, jitter_ms=1, direction="both"))
+    applied = faults.apply(Latency(target=LINK, latency_ms=5, jitter_ms=1, direction="both"))
     assert len(applied.toxics) == 2
     assert all(re.fullmatch(r"hh-latency-\d+-(upstream|downstream)", n) for n in applied.toxics)
     assert names(client, proxy) == {"foreign", *applied.toxics}
@@ -377,8 +376,8 @@ def test_heal_removes_exactly_the_toxics_the_fault_added(
 
 
 def test_heal_is_idempotent(client: ToxiproxyClient, proxy: Proxy, faults: LinkFaults) -> None:
-    lat = faults.apply(LINK, Latency(5, direction="both"))
-    down = faults.apply(LINK, Down())
+    lat = faults.apply(Latency(target=LINK, latency_ms=5, direction="both"))
+    down = faults.apply(Down(target=LINK))
     client.remove_toxic(proxy.name, lat.toxics[0])  # one toxic already gone by hand: not an error
 
     first = faults.heal(lat)
@@ -395,8 +394,8 @@ def test_heal_all_restores_the_baseline_but_keeps_foreign_toxics(
 ) -> None:
     client.add_toxic(proxy.name, Toxic("foreign", "bandwidth", attributes={"rate": 1000}))
     client.add_toxic(proxy.name, Toxic("hh-latency-99-downstream", "latency"))  # left by a crashed run
-    faults.apply(LINK, stall())
-    faults.apply(LINK, Down())
+    faults.apply(Stall(target=LINK))
+    faults.apply(Down(target=LINK))
 
     healed = faults.heal_all()
     assert healed.reenabled == (proxy.name,)
@@ -408,20 +407,22 @@ def test_heal_all_restores_the_baseline_but_keeps_foreign_toxics(
 
 def test_apply_is_all_or_nothing(client: ToxiproxyClient, proxy: Proxy, faults: LinkFaults) -> None:
     # the downstream name of the next fault is taken, so its second toxic fails: the first must be undone
-    taken = toxics_for(Latency(1, direction="both"), 1)[1].name
+    taken = toxics_for(Latency(target=LINK, latency_ms=1, direction="both"), 1)[1].name
     client.add_toxic(proxy.name, Toxic(taken, "latency"))
     with pytest.raises(ToxiproxyConflict):
-        faults.apply(LINK, Latency(1, direction="both"))
+        faults.apply(Latency(target=LINK, latency_ms=1, direction="both"))
     assert names(client, proxy) == {taken}
 
 
 def test_invalid_input_changes_nothing(client: ToxiproxyClient, proxy: Proxy, faults: LinkFaults) -> None:
     with pytest.raises(InputError, match="unknown link"):
-        faults.apply("no-such-link", Latency(5))
+        faults.apply(Latency(target="no-such-link", latency_ms=5))
     with pytest.raises(InputError, match="latency_ms"):
-        faults.apply(LINK, Latency(-5))
+        faults.apply(link_fault_from_dict({"target": LINK, "kind": "latency", "latency_ms": -5}))
     with pytest.raises(InputError, match="toxicity"):
-        faults.apply(LINK, Latency(5, toxicity=1.5))
+        faults.apply(
+            link_fault_from_dict({"target": LINK, "kind": "latency", "latency_ms": 5, "toxicity": 1.5})
+        )
     assert names(client, proxy) == set()
     assert client.get_proxy(proxy.name).enabled is True
 
@@ -429,21 +430,21 @@ def test_invalid_input_changes_nothing(client: ToxiproxyClient, proxy: Proxy, fa
 @pytest.mark.parametrize(
     "spec",
     [
-        Latency(11, jitter_ms=3),
-        Bandwidth(123, direction="upstream"),
-        Timeout(1234),
-        ResetPeer(4321),
-        SlowClose(77),
-        Slicer(100, size_variation=10, delay_us=55),
-        LimitData(999),
+        Latency(target=LINK, latency_ms=11, jitter_ms=3),
+        Bandwidth(target=LINK, rate_kbps=123, direction="upstream"),
+        Timeout(target=LINK, timeout_ms=1234),
+        ResetPeer(target=LINK, timeout_ms=4321),
+        SlowClose(target=LINK, delay_ms=77),
+        Slicer(target=LINK, average_size=100, size_variation=10, delay_us=55),
+        LimitData(target=LINK, bytes=999),
     ],
     ids=lambda s: s.kind,
 )
 def test_every_kind_uses_the_server_s_attribute_names(
-    client: ToxiproxyClient, proxy: Proxy, faults: LinkFaults, spec: LinkFaultSpec
+    client: ToxiproxyClient, proxy: Proxy, faults: LinkFaults, spec: LinkFaultBase
 ) -> None:
     """The server ignores unknown attribute names, so check it stored exactly the values we sent."""
-    applied = faults.apply(LINK, spec)
+    applied = faults.apply(spec)
     stored = {t.stream: t for t in client.toxics(proxy.name)}
     assert sorted(t.name for t in stored.values()) == sorted(applied.toxics)
     for expected in toxics_for(spec, 0):

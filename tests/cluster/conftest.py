@@ -28,7 +28,7 @@ def runtime() -> DockerRuntime:
 
 
 def _cluster(runtime: DockerRuntime, topology: str) -> Iterator[tuple[Run, ClusterSystem]]:
-    run = up(load_topology(ROOT / "topologies" / topology), runtime, say=lambda m: print(m))
+    run = up(load_topology(ROOT / "topologies" / topology), runtime)
     try:
         yield run, system_for(run, runtime)
     finally:

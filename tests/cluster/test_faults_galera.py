@@ -10,7 +10,7 @@ import pymysql
 import pytest
 
 from harness.errors import InputError
-from harness.faults import link, netfilter
+from harness.runtime import netfilter
 from harness.model.history import read_events
 from harness.runtime.wait import wait_until
 from harness.systems.mysql import PASSWORD, USER
@@ -78,7 +78,7 @@ def test_latency_toxic_raises_round_trip(galera, galera_nemesis) -> None:  # typ
     run, system = galera
     endpoint = system.endpoint(run.nodes[0])
     base = _round_trip_ms(endpoint)
-    galera_nemesis.link("n1", link.Latency(200, direction="downstream"))
+    galera_nemesis.link("n1", {"kind": "latency", "latency_ms": 200, "direction": "downstream"})
     slowed = _round_trip_ms(endpoint)
     assert 160 <= slowed - base <= 240, (base, slowed)
     galera_nemesis.heal_links()
@@ -88,7 +88,7 @@ def test_latency_toxic_raises_round_trip(galera, galera_nemesis) -> None:  # typ
 def test_down_link_refuses_connections(galera, galera_nemesis) -> None:  # type: ignore[no-untyped-def]
     run, system = galera
     endpoint = system.endpoint(run.nodes[1])
-    galera_nemesis.link("n2", link.Down())
+    galera_nemesis.link("n2", {"kind": "down"})
     with pytest.raises(OSError):
         socket.create_connection(endpoint, timeout=2).recv(1)  # refused, or closed before the greeting
     galera_nemesis.heal_links()

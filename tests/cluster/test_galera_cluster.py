@@ -53,6 +53,6 @@ def test_containers_and_network_labelled(galera, runtime) -> None:  # type: igno
     assert {c.labels["io.ha-harness.kind"] for c in containers} == {"node", "toxiproxy"}
     nets = runtime.networks(run.id)
     assert len(nets) == 1
-    attrs = nets[0].attrs
+    attrs = runtime.client.networks.get(run.network).attrs  # the engine's own view of it
     assert attrs["Internal"] is True
     assert attrs["IPAM"]["Config"][0]["Subnet"] == run.subnet

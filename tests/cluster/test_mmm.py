@@ -36,7 +36,7 @@ def measure(name: str, value: float) -> None:
 @pytest.fixture(scope="module")
 def mmm(runtime: DockerRuntime) -> Iterator[tuple[Run, MmmCluster]]:
     began = time.monotonic()
-    run = up(load_topology(ROOT / "topologies" / "mmm-2.yaml"), runtime, say=print)
+    run = up(load_topology(ROOT / "topologies" / "mmm-2.yaml"), runtime)
     measure("ready", time.monotonic() - began)
     try:
         system = system_for(run, runtime)
@@ -130,7 +130,7 @@ def test_slow_replication_link_shows_as_lag_on_that_replica_only(
     run, system = mmm
     n1, n2 = run.nodes
     wait_until(lambda: lag(system, n2) < 0.5, timeout=10, what="n2 in step before the fault")
-    nemesis.link("n2-repl", link.Latency(1000, direction="downstream"))  # binlog events n1 → n2, +1 s
+    nemesis.link("n2-repl", {"kind": "latency", "latency_ms": 1000, "direction": "downstream"})  # binlog events n1 → n2, +1 s
 
     def n2_behind() -> tuple[float, float] | None:
         lags = lag(system, n1), lag(system, n2)
@@ -149,7 +149,7 @@ def test_slow_replication_link_shows_as_lag_on_that_replica_only(
 def test_cut_replication_link_takes_the_reader_role(mmm: tuple[Run, MmmCluster], nemesis: Nemesis) -> None:
     _run, system = mmm
     cut = time.monotonic()
-    nemesis.link("n2-repl", link.Down())
+    nemesis.link("n2-repl", {"kind": "down"})
 
     def n2_out() -> dict[str, Any] | None:
         n2 = host(system, "n2")

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def exec_galera(runtime: DockerRuntime) -> Iterator[tuple[Run, ClusterSystem]]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HARNESS_NETFILTER_MODE", "exec")
-        run = up(load_topology(ROOT / "topologies" / "galera-3.yaml"), runtime, say=print)
+        run = up(load_topology(ROOT / "topologies" / "galera-3.yaml"), runtime)
         try:
             yield run, system_for(run, runtime)
         finally:

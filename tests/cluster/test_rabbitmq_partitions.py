@@ -30,9 +30,9 @@ TOPOLOGIES = ("rabbitmq-3-ignore", "rabbitmq-3-autoheal")
 @pytest.fixture(scope="module")
 def starting(runtime: DockerRuntime) -> Iterator[dict[str, Future[Run]]]:
     """Both clusters start together (they are independent), so the module waits for one start-up."""
-    ensure_node_image(runtime, say=print)  # once, before two `up`s could both find it missing and build it
+    ensure_node_image(runtime)  # once, before two `up`s could both find it missing and build it
     pool = ThreadPoolExecutor(max_workers=len(TOPOLOGIES))
-    futures = {name: pool.submit(up, load_topology(ROOT / "topologies" / f"{name}.yaml"), runtime, say=print)
+    futures = {name: pool.submit(up, load_topology(ROOT / "topologies" / f"{name}.yaml"), runtime)
                for name in TOPOLOGIES}  # fmt: skip
     try:
         yield futures
@@ -66,7 +66,7 @@ def _nemesis(cluster: Cluster, tmp_path: Path) -> Iterator[Nemesis]:
     nemesis = Nemesis(system, events=tmp_path / "events.jsonl")
     yield nemesis
     nemesis.heal(wait=False)
-    system.after_heal(print)  # what heal(wait=True) is to do: recover under ignore
+    system.after_heal()  # what heal(wait=True) is to do: recover under ignore
     system.wait_healthy(run.topology.timeouts.heal)
 
 
@@ -133,7 +133,7 @@ def test_ignore_partition_is_recorded_and_stays_until_recovered(
 
     began = time.monotonic()
     messages: list[str] = []
-    assert system.recover_partitions(messages.append) == ["n3"]
+    assert system.recover_partitions() == ["n3"]
     recovered = time.monotonic() - began
     assert "restarting the rabbit app on n3" in messages[0]
     # recover_partitions returned once every node sees all three running and no partitions.
@@ -153,7 +153,7 @@ def test_ignore_heal_hook_restarts_the_smaller_side_even_the_seed(
     healed_at = time.monotonic()
     nemesis.heal(wait=False)
     messages: list[str] = []
-    system.after_heal(messages.append)
+    system.after_heal()
     system.wait_healthy(run.topology.timeouts.heal)  # every node sees all three, no partitions
     total = time.monotonic() - healed_at
     assert any("restarting the rabbit app on n1" in m for m in messages), messages
@@ -171,7 +171,7 @@ def test_autoheal_clears_the_partition_by_itself(rabbit_autoheal: Cluster, autoh
     wait_until(lambda: "we were selected to restart" in system.runtime.logs(n3.container, tail=2000),
                timeout=30, interval=0.2, what="autoheal to restart n3")  # fmt: skip
     messages: list[str] = []
-    system.after_heal(messages.append)  # autoheal merges by itself; the harness steps in only if it loops
+    system.after_heal()  # autoheal merges by itself; the harness steps in only if it loops
     system.wait_healthy(run.topology.timeouts.heal)  # every node sees all three, no partitions
     total = time.monotonic() - healed_at
     assert all("autoheal has not merged" in m or m.startswith("  rabbitmq:") for m in messages), messages

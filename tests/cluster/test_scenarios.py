@@ -30,7 +30,6 @@ def test_scenario_run_and_recheck(runtime, tmp_path: Path, topology: str, scenar
         load_scenario(ROOT / "scenarios" / f"{scenario}.yaml"),
         runtime=runtime,
         reports=tmp_path,
-        say=print,
     )
     out = outcome.report_dir
     for name in ("history.jsonl", "events.jsonl", "result.json", "scenario.json", "topology.json"):

@@ -36,10 +36,10 @@ from harness.runtime.toxiproxy import (
     ToxiproxyConflict,
     ToxiproxyError,
     ToxiproxyNotFound,
-    ToxiproxyProcess,
     error_from_response,
     find_toxiproxy_server,
 )
+from tests.support.toxiproxy_process import ToxiproxyProcess
 
 T = "n1"  # every spec below targets the link of n1
 
