@@ -3,7 +3,7 @@
 For each system (Galera: topologies/galera-3.yaml, RabbitMQ: topologies/rabbitmq-3.yaml), on the same
 machine with the same node image, it times:
 
-* harness: ``harness.runtime.cluster.up(load_topology(...), DockerRuntime())`` from the call to its return
+* harness: ``harness.lifecycle.up(load_topology(...), DockerRuntime())`` from the call to its return
   (the harness returns only once the cluster is really ready), then ``down`` (not timed);
 * floor: the plainest possible sequential ``docker`` CLI script (subprocess): ``docker network create
   --internal`` on a free ``10.214.x.0/24``, then one ``docker run`` per node, one after another, each
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -55,13 +56,16 @@ NAMESPACE = f"bench-ready-{TOKEN}"
 # The harness must see only this bench's resources: set before the runtime is imported or used.
 os.environ["HARNESS_NAMESPACE"] = NAMESPACE
 
-from harness.model.topology import GaleraTopology, RabbitTopology, TopologyBase, load_topology  # noqa: E402
-from harness.runtime import cluster  # noqa: E402
+from harness.lifecycle import down, new_run_id, up  # noqa: E402
+from harness.model.topology import TopologyBase  # noqa: E402
 from harness.runtime.docker import DockerRuntime  # noqa: E402
 from harness.runtime.images import node_image_ref  # noqa: E402
 from harness.runtime.run import Node, Run  # noqa: E402
+from harness.specs import load_topology  # noqa: E402
 from harness.systems.galera.cluster import GaleraCluster  # noqa: E402
+from harness.systems.galera.settings import GaleraTopology  # noqa: E402
 from harness.systems.rabbitmq.cluster import RabbitCluster, node_name  # noqa: E402
+from harness.systems.rabbitmq.settings import RabbitTopology  # noqa: E402
 
 console = Console(highlight=False, width=max(100, shutil.get_terminal_size().columns))
 Say = Callable[[str], None]
@@ -74,17 +78,18 @@ def topology_of(system: str) -> TopologyBase:
 # -- harness ---------------------------------------------------------------------------------------
 
 
-def harness_ready(system: str, runtime: DockerRuntime, say: Say) -> float:
-    """Seconds from ``up`` being called to its return (the cluster is ready); the run is then removed."""
+def harness_ready(system: str, runtime: DockerRuntime) -> float:
+    """Seconds from ``up`` being called to its return (the cluster is ready); the run is then removed.
+    What ``up`` logs (``harness.*`` loggers) is printed by the handler ``main`` installs."""
     topology = topology_of(system)
-    run_id = cluster.new_run_id(topology)
+    run_id = new_run_id(topology)
     try:
         started = time.monotonic()
-        cluster.up(topology, runtime, say=say, run_id=run_id)
+        up(topology, runtime, run_id=run_id)
         return time.monotonic() - started
     finally:
         with no_interrupts():
-            cluster.down(run_id, runtime)
+            down(run_id, runtime)
 
 
 # -- floor: plain sequential docker CLI ------------------------------------------------------------
@@ -305,6 +310,22 @@ def floor_ready(system: str, image: str, say: Say) -> float:
 # -- driver ----------------------------------------------------------------------------------------
 
 
+class _SayHandler(logging.Handler):
+    def __init__(self, say: Say) -> None:
+        super().__init__(logging.INFO)
+        self.say = say
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.say(record.getMessage())
+
+
+def show_harness_log(say: Say) -> None:
+    """Print what the harness logs (its ``harness.*`` loggers) while it brings a cluster up."""
+    root = logging.getLogger("harness")
+    root.addHandler(_SayHandler(say))
+    root.setLevel(logging.INFO)
+
+
 def warm_up(image: str) -> None:
     """One throw-away container so neither side pays for a cold image/page cache."""
     docker("run", "--rm", "--network", "none", *bench_labels(), image, "true")
@@ -332,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         console.print(f"[dim]    {text.strip()}[/dim]")
 
+    show_harness_log(say)
+
     runtime = DockerRuntime()
     image = node_image_ref()
     console.print(f"namespace {NAMESPACE}, bench id {TOKEN}, image {image}, repeat {args.repeat}")
@@ -347,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                     console.print(f"[bold]{system}[/bold] {side} #{rep + 1}")
                     try:
                         if side == "harness":
-                            harness_s.append(harness_ready(system, runtime, say))
+                            harness_s.append(harness_ready(system, runtime))
                         else:
                             floor_s.append(floor_ready(system, image, say))
                     except Exception as exc:  # report it, measure the rest

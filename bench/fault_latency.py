@@ -1,6 +1,6 @@
 """How long does each nemesis mechanism take to put a fault in effect on a real cluster, and to heal it?
 
-Brings a real 3-node cluster up (``harness.runtime.cluster.up``, RabbitMQ by default, Galera works too) in
+Brings a real 3-node cluster up (``harness.lifecycle.up``, RabbitMQ by default, Galera works too) in
 a fresh ``HARNESS_NAMESPACE``, builds a ``Nemesis`` on it and, for ``--reps`` repetitions each, times from
 the call to the fault being in effect and from the heal call to the fault being gone:
 
@@ -34,6 +34,7 @@ Toxiproxy.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import secrets
@@ -52,12 +53,13 @@ from typing import TypeVar
 from rich.console import Console
 from rich.table import Table
 
-from harness.faults.link import Down, Latency, LinkFaultSpec
 from harness.faults.nemesis import Nemesis
-from harness.lifecycle import Node, down, new_run_id, system_for, up
+from harness.lifecycle import down, new_run_id, system_for, up
+from harness.model.faults import Down, Latency, LinkFaultBase
 from harness.runtime import labels as L
 from harness.runtime import netfilter
 from harness.runtime.docker import DockerRuntime
+from harness.runtime.run import Node
 from harness.runtime.signals import no_interrupts, raise_interrupt
 from harness.specs import load_topology
 from harness.systems.base import ClusterSystem
@@ -187,7 +189,7 @@ def bench_link(
     nemesis: Nemesis,
     system: ClusterSystem,
     node: Node,
-    spec: LinkFaultSpec,
+    spec: LinkFaultBase,
     label: str,
     reps: int,
     verify: set[int],
@@ -256,7 +258,7 @@ def bench_kill(
         nemesis.kill(node.name)
         returned.append((time.perf_counter_ns() - began) / 1e6)
         deadline = time.monotonic() + 30.0
-        while (state := runtime.state(node.container).get("Status")) != "exited":
+        while (state := runtime.state(node.container).status) != "exited":
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{node.name} still {state!r} 30 s after SIGKILL")
         apply.add((time.perf_counter_ns() - began) / 1e6, warm_up=False)
@@ -279,7 +281,7 @@ def bench_iptables_parts(runtime: DockerRuntime, node: Node, reps: int) -> list[
     empty = netfilter.ruleset([])
     tool = netfilter.host_tool("iptables-restore")
     for _ in range(reps):
-        ms, pid = timed(lambda: runtime.pid(node.container))
+        ms, pid = timed(lambda: runtime.state(node.container).pid)
         inspect_ms.append(ms)
         argv = ["nsenter", "-t", str(pid), "-n"]
         spawn = partial(subprocess.run, [*argv, "true"], check=True)
@@ -384,8 +386,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["HARNESS_NAMESPACE"] = namespace
     signal.signal(signal.SIGTERM, raise_interrupt)
 
-    def say(text: str) -> None:
-        console.print(f"[dim]    {text.strip()}[/dim]")
+    log = logging.getLogger("harness")  # what up/heal log, shown dim
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("    %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
 
     topology = load_topology(args.topology)
     runtime = DockerRuntime()
@@ -400,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         began = time.monotonic()
-        run = up(topology, runtime, say=say, run_id=run_id)
+        run = up(topology, runtime, run_id=run_id)
         console.print(f"cluster ready in {time.monotonic() - began:.1f}s")
         system = system_for(run, runtime)
         nemesis = Nemesis(system)
@@ -408,12 +413,12 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[bold]iptables partition[/bold]")
         series += bench_partition(nemesis, runtime, args.reps, verify)
         console.print("[bold]toxiproxy latency[/bold]")
-        latency = Latency(args.latency_ms)
+        latency = Latency(target=nodes[0].name, latency_ms=args.latency_ms)
         series += bench_link(
             nemesis, system, nodes[0], latency, f"latency {args.latency_ms}ms", args.reps, verify
         )
         console.print("[bold]toxiproxy down[/bold]")
-        series += bench_link(nemesis, system, nodes[0], Down(), "down", args.reps, verify)
+        series += bench_link(nemesis, system, nodes[0], Down(target=nodes[0].name), "down", args.reps, verify)
         console.print("[bold]docker pause/resume[/bold]")
         series += bench_pause(nemesis, system, nodes[1], args.reps)
         if args.kill_reps:

@@ -19,8 +19,12 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
-from harness.faults.link import Down, Latency, LinkFaults, LinkFaultSpec
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support, when run as a script
+
+from harness.faults.link import LinkFaults
+from harness.model.faults import Down, Latency, LinkFaultBase
 from harness.runtime.toxiproxy import Proxy, find_toxiproxy_server
 from tests.support.toxiproxy_process import ToxiproxyProcess
 
@@ -67,13 +71,13 @@ def refused(proxy: Proxy) -> bool:
 
 
 def measure(
-    faults: LinkFaults, spec: LinkFaultSpec, n: int, check: Callable[[], bool] | None
+    faults: LinkFaults, spec: LinkFaultBase, n: int, check: Callable[[], bool] | None
 ) -> tuple[list[float], list[float], int]:
     apply_ms: list[float] = []
     heal_ms: list[float] = []
     in_effect = 0
     for _ in range(n):
-        applied = faults.apply("bench", spec)
+        applied = faults.apply(spec)
         if check is not None and check():
             in_effect += 1
         healed = faults.heal(applied)
@@ -99,12 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         proxy = client.create_proxy("bench", "127.0.0.1:0", upstream)
         faults = LinkFaults(client, {"bench": "bench"})
         # warm up the keep-alive connection and the server
-        faults.heal(faults.apply("bench", Latency(1)))
+        faults.heal(faults.apply(Latency(target="bench", latency_ms=1)))
 
-        cases: list[tuple[str, LinkFaultSpec, Callable[[], bool] | None]] = [
-            ("latency 200ms downstream", Latency(200), None),
-            ("latency 200ms both", Latency(200, direction="both"), None),
-            ("down", Down(), lambda: refused(proxy)),
+        cases: list[tuple[str, LinkFaultBase, Callable[[], bool] | None]] = [
+            ("latency 200ms downstream", Latency(target="bench", latency_ms=200), None),
+            ("latency 200ms both", Latency(target="bench", latency_ms=200, direction="both"), None),
+            ("down", Down(target="bench"), lambda: refused(proxy)),
         ]
         print(f"{'fault':<26} {'apply p50':>10} {'apply p99':>10} {'heal p50':>10} {'heal p99':>10}  (ms)")
         for label, spec, check in cases:

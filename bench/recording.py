@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     rates: dict[str, list[float]] = {"off": [], "on": []}
     run = None
     try:
-        run = up(topology, runtime, say=lambda m: console.print(f"    {m}"))
+        run = up(topology, runtime)
         system = system_for(run, runtime)
         conn = system.connect(run.nodes[0], database="harness")  # type: ignore[attr-defined]
         with conn.cursor() as cur:

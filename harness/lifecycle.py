@@ -64,16 +64,18 @@ def up(
         system = system_for(run, runtime)
 
         # Toxiproxy comes up beside the first nodes (clients need it only once the cluster is ready),
-        # unless the system's own bootstrap goes through its proxies (MMM's replication links).
+        # unless the system's own bootstrap goes through its proxies (MMM's replication links). A
+        # system with no client services has no links to proxy.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            proxies = pool.submit(start_toxiproxy, run, runtime, system.services)
+            proxies = pool.submit(start_toxiproxy, run, runtime, system.services) if system.services else None
             system.render(run_dir(run.id))
             clock = {"mono_start_ns": started_ns[0], "wall_start_ns": started_ns[1]}
             (run_dir(run.id) / "clock.json").write_text(json.dumps(clock))
-            if system.bootstrap_uses_proxies:
+            if proxies is not None and system.bootstrap_uses_proxies:
                 proxies.result()
             system.bootstrap()
-            proxies.result()
+            if proxies is not None:
+                proxies.result()
         if hand_over:
             runtime.create_volume(f"hh-{run.id}-up", run.labels("marker", **{L.STATE: "up"}))
     except BaseException:
@@ -81,7 +83,7 @@ def up(
             try:
                 down(run_id, runtime)
             except Exception as exc:  # the original error matters more; say what is left
-                log.info(f"cleanup of run {run_id} failed: {exc}; `harness down --all` retries it")
+                log.warning(f"cleanup of run {run_id} failed: {exc}; `harness down --all` retries it")
         raise
     return run
 

@@ -8,13 +8,12 @@ Layout of ``reports/<run-id>/``: ``topology.json``, ``scenario.json``, ``meta.js
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
+import logging.handlers
 import random
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,23 +57,43 @@ def apply_step(nemesis: Nemesis, step: StepBase, stop: threading.Event) -> None:
         nemesis.apply(step)
 
 
-@contextlib.contextmanager
-def run_log(path: Path) -> Iterator[None]:
-    """Keep everything the harness logs while the block runs in ``path`` (the run's ``harness.log``)."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.DEBUG)
-    root = logging.getLogger("harness")
-    root.addHandler(handler)
-    previous = root.level
-    if root.level == logging.NOTSET or root.level > logging.INFO:
-        root.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
-        handler.close()
+class RunLog:
+    """Everything the harness logs from the start of a run (its bring-up included, before the run's
+    directory exists) to its end, kept in the run's ``harness.log``."""
+
+    def __init__(self) -> None:
+        self.handler: logging.Handler = logging.handlers.MemoryHandler(
+            capacity=100_000, flushLevel=logging.CRITICAL + 1
+        )
+        self.handler.setFormatter(FORMAT)
+        self.root = logging.getLogger("harness")
+        self.previous = self.root.level
+
+    def __enter__(self) -> RunLog:
+        self.root.addHandler(self.handler)
+        if self.root.level == logging.NOTSET or self.root.level > logging.INFO:
+            self.root.setLevel(logging.INFO)
+        return self
+
+    def keep_in(self, path: Path) -> None:
+        """From now on write to ``path``, starting with what was logged so far."""
+        file = logging.FileHandler(path, encoding="utf-8")
+        file.setFormatter(FORMAT)
+        assert isinstance(self.handler, logging.handlers.MemoryHandler)
+        self.handler.setTarget(file)
+        self.handler.flush()
+        self.root.removeHandler(self.handler)
+        self.handler.close()
+        self.handler = file
+        self.root.addHandler(file)
+
+    def __exit__(self, *exc: object) -> None:
+        self.root.removeHandler(self.handler)
+        self.root.setLevel(self.previous)
+        self.handler.close()
+
+
+FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def run_scenario(
@@ -88,17 +107,19 @@ def run_scenario(
 ) -> RunOutcome:
     validate_pair(scenario, topology)
     spec = workload_spec(scenario, topology)
-    run = up(topology, runtime, hand_over=keep)
-    out = reports / run.id
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with run_log(out / "harness.log"):
-            log.info(f"run {run.id}: {scenario.name} on {topology.name}, seed {seed}")
+    with RunLog() as run_log:
+        log.info(f"{scenario.name} on {topology.name}, seed {seed}")
+        run = up(topology, runtime, hand_over=keep)
+        out = reports / run.id
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            run_log.keep_in(out / "harness.log")
             result = _run(run, topology, scenario, spec, runtime, out, seed)
-    finally:
-        if not keep:
-            with no_interrupts():  # a second Ctrl-C must not leave half a cluster behind
-                down(run.id, runtime)
+        finally:
+            if not keep:
+                with no_interrupts():  # a second Ctrl-C must not leave half a cluster behind
+                    down(run.id, runtime)
+                log.info(f"run {run.id} removed")
     return RunOutcome(run.id, out, result)
 
 

@@ -247,8 +247,9 @@ class LinkFaultKind(FaultKind):
         super().__init__(ctx)
         system = ctx.system
         proxies = {link.name: link.name for link in system.links()}
-        first = next(iter(system.services))
-        proxies.update({n.name: f"{n.name}-{first}" for n in ctx.run.nodes})  # a node's main link
+        if system.services:
+            first = next(iter(system.services))
+            proxies.update({n.name: f"{n.name}-{first}" for n in ctx.run.nodes})  # a node's main link
         self.faults = LinkFaults(toxiproxy_client(ctx.run), proxies)
         self.applied: list[tuple[AppliedLinkFault, Event]] = []
 
@@ -263,7 +264,8 @@ class LinkFaultKind(FaultKind):
         return [ev]
 
     def heal(self) -> list[Event]:
-        self.faults.heal_all()
+        if self.faults.links:  # a system without client links has no Toxiproxy
+            self.faults.heal_all()
         ended = [self.ctx.events.close(ev) for _, ev in self.applied]
         self.applied.clear()
         return ended

@@ -28,7 +28,6 @@ from harness.model.eventlog import EventLog
 from harness.model.faults import (
     GROUP_TARGETS,
     ROLE_TARGETS,
-    CrashAllStep,
     HealStep,
     KillStep,
     LinkFaultBase,
@@ -175,7 +174,7 @@ class Nemesis:
         return self._processes.start(self.resolve(target), wait=wait)
 
     def crash_all(self, window_s: float = 0.0) -> Event:
-        return self.apply(CrashAllStep.model_validate({"crash_all": {"window": window_s}}))[0]
+        return self.apply({"crash_all": {"window": window_s}})[0]
 
     # -- everything -------------------------------------------------------------------------------
     def heal(self, *, wait: bool = True) -> list[Event]:
@@ -219,4 +218,6 @@ def _partition_step(shape: str, params: dict[str, Any]) -> PartitionStep:
         doc = {"one_way": {"from": params["src"], "to": params["dst"]}}
     else:
         doc = {"shape": shape}
-    return PartitionStep.model_validate({"partition": doc})
+    step = parse_step({"partition": doc})
+    assert isinstance(step, PartitionStep)
+    return step

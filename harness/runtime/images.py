@@ -72,7 +72,7 @@ def _build_offline(runtime: Runtime, ref: str) -> None:
     customize = recipe_dir() / "customize.sh"
     with tempfile.TemporaryDirectory(prefix="ha-harness-image-") as tmp:
         tarball = Path(tmp) / "rootfs.tar"
-        log = Path(tmp) / "mmdebstrap.log"
+        build_log = Path(tmp) / "mmdebstrap.log"
         cmd = [
             "mmdebstrap",
             "--variant=minbase",
@@ -85,10 +85,10 @@ def _build_offline(runtime: Runtime, ref: str) -> None:
             mirror,
         ]
         log.info("  mmdebstrap: resolving and installing packages into a root file system")
-        with log.open("w") as out:
+        with build_log.open("w") as out:
             done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
         if done.returncode != 0:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            tail = "\n".join(build_log.read_text(errors="replace").splitlines()[-15:])
             raise InfraError(f"mmdebstrap failed (exit {done.returncode}); last lines:\n{tail}")
         log.info(f"  docker import: {tarball.stat().st_size // 2**20} MiB")
         tag = ref.split(":")[1]

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.fake_system import fake_system  # noqa: F401 - the fixture, for every unit test
+
 GUARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
