@@ -13,7 +13,7 @@ from rich.table import Table
 
 from harness.systems.base import NodeStatus
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)  # a long line is one line, wrapped or not
 err_console = Console(stderr=True, highlight=False)
 _T0 = time.monotonic()
 

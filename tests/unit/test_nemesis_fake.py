@@ -68,17 +68,19 @@ def test_the_same_target_and_mechanism_twice_is_refused_before_any_change(
         nemesis.partition("zigzag")
 
 
-def test_a_fault_the_system_cannot_take_is_refused(
-    nemesis: Nemesis, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_fault_the_system_cannot_take_is_refused(nemesis: Nemesis, monkeypatch: pytest.MonkeyPatch) -> None:
     info = registry.SYSTEMS["fake"]
     without_mesh = type(info)(**{**info.__dict__, "capabilities": info.capabilities - {Capability.PEER_MESH}})
     monkeypatch.setattr(nemesis, "info", without_mesh)
-    with pytest.raises(InputError, match="partition: needs a peer mesh to partition, which fake does not have"):
+    with pytest.raises(
+        InputError, match="partition: needs a peer mesh to partition, which fake does not have"
+    ):
         nemesis.partition("isolate", node="n1")
 
 
-def test_heal_restores_everything_and_is_idempotent(nemesis: Nemesis, runtime: FakeRuntime, tmp_path: Path) -> None:
+def test_heal_restores_everything_and_is_idempotent(
+    nemesis: Nemesis, runtime: FakeRuntime, tmp_path: Path
+) -> None:
     nemesis.kill("n1")
     nemesis.pause("n2")
     nemesis.partition("isolate", node="n3")
