@@ -23,7 +23,7 @@ from harness.runtime.base import Runtime
 from harness.runtime.images import ensure_node_image
 from harness.runtime.proxies import start_toxiproxy
 from harness.runtime.reaper import sweep_orphans
-from harness.runtime.run import SUBNET_PREFIX, Node, Run, new_run_id
+from harness.runtime.run import SUBNET_PREFIX, Node, Run, new_run_id, new_secret
 from harness.runtime.signals import no_interrupts
 from harness.systems.base import ClusterSystem
 from harness.systems.registry import cluster_class, topology_adapter
@@ -102,11 +102,13 @@ def _image_for(topology: TopologyBase, runtime: Runtime) -> str:
 
 def _create_network(topology: TopologyBase, runtime: Runtime, run_id: str, image: str, owner: str) -> Run:
     used = runtime.used_subnets()
+    secret = new_secret()
     for slot in range(1, 255):
-        run = Run(id=run_id, topology=topology, slot=slot, image=image, owner=owner)
+        run = Run(id=run_id, topology=topology, slot=slot, image=image, owner=owner, secret=secret)
         if run.subnet in used:
             continue
-        extra = {L.TOPOLOGY: topology.model_dump_json(), L.SUBNET: run.subnet, "io.ha-harness.image": image}
+        extra = {L.TOPOLOGY: topology.model_dump_json(), L.SUBNET: run.subnet, "io.ha-harness.image": image,
+                 L.SECRET: secret}  # fmt: skip
         try:
             runtime.create_network(run.network, run.subnet, run.gateway, run.labels("network", **extra))
         except InfraError as exc:
@@ -134,7 +136,7 @@ def load_run(run_id: str, runtime: Runtime) -> Run:
     topology = topology_adapter().validate_python(json.loads(labels[L.TOPOLOGY]))
     slot = int(labels[L.SUBNET].split(".")[2])
     return Run(id=run_id, topology=topology, slot=slot, image=labels.get("io.ha-harness.image", ""),
-               owner=labels.get(L.OWNER, ""))  # fmt: skip
+               owner=labels.get(L.OWNER, ""), secret=labels.get(L.SECRET, ""))  # fmt: skip
 
 
 def run_ids(runtime: Runtime) -> set[str]:

@@ -29,8 +29,8 @@ __all__ = ["BankOptions", "check_bank"]
 class BankOptions(CheckerOptions):
     """``checks.bank``: the invariant's total and accounts, and the op names."""
 
-    expected_total: float | None = Field(
-        default=None, description="the total every read must show (None: the first ok read's, noted as such)"
+    expected_total: int | None = Field(
+        default=None, description="the total every read must show, an integer (None: the first ok read's, noted as such)"
     )
     accounts: tuple[Name, ...] | None = Field(
         default=None, description="the full account list; when given, a read with other keys is a violation"

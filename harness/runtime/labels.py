@@ -14,6 +14,7 @@ SYSTEM = f"{PREFIX}.system"
 TOPOLOGY = f"{PREFIX}.topology"  # the validated topology, as JSON (on the network)
 SUBNET = f"{PREFIX}.subnet"
 OWNER = f"{PREFIX}.owner"  # host:pid:start-time of the process that created the run
+SECRET = f"{PREFIX}.secret"  # on the network: the run's secret, whence its passwords (runtime.run)
 STATE = f"{PREFIX}.state"  # on the marker volume: "up" once the run is ready and handed over
 NAMESPACE = f"{PREFIX}.namespace"  # $HARNESS_NAMESPACE: isolates concurrent users of one engine
 

@@ -7,6 +7,8 @@ Addressing (documented in the README): run networks are ``10.213.<slot>.0/24`` w
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -31,6 +33,10 @@ class Run:
     slot: int
     image: str
     owner: str
+    # The run's own secret: every password of its cluster derives from it (``credential``), so a client
+    # left over from another run (or another user of the engine) is refused by this one. Kept in the
+    # network's labels, never in reports or logs.
+    secret: str = ""
 
     @property
     def subnet(self) -> str:
@@ -60,6 +66,12 @@ class Run:
                 return node
         raise InfraError(f"run {self.id} has no node {name!r} (nodes: {', '.join(self.topology.node_names)})")
 
+    def credential(self, purpose: str) -> str:
+        """The password this run uses for ``purpose`` (``client``, ``repl``, ``admin``…)."""
+        if not self.secret:
+            raise InfraError(f"run {self.id} has no secret (a run made before per-run credentials)")
+        return hmac.new(self.secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()[:24]
+
     def labels(self, kind: str, **extra: str) -> dict[str, str]:
         base = {L.RUN_ID: self.id, L.NAMESPACE: L.namespace(), L.KIND: kind, L.OWNER: self.owner}
         return {**base, L.SYSTEM: self.topology.system, **extra}
@@ -67,3 +79,7 @@ class Run:
 
 def new_run_id(topology: TopologyBase) -> str:
     return f"{topology.name}-{secrets.token_hex(3)}"
+
+
+def new_secret() -> str:
+    return secrets.token_hex(16)

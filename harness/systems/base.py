@@ -19,6 +19,8 @@ from harness.runtime.proxies import Link
 from harness.runtime.run import Node, Run
 from harness.runtime.wait import wait_until
 
+CLIENT_USER = "harness"
+
 
 @dataclass(frozen=True)
 class NodeStatus:
@@ -86,6 +88,10 @@ class ClusterSystem(ABC):
         """Within this block ``endpoint(node)`` is the node's own proxied link even where clients normally
         enter through a front of the system (MMM's writer frontend): for per-node reads and checksums."""
         yield
+
+    def client_credentials(self) -> tuple[str, str]:
+        """User and password of the run's clients (workloads, probes): per run, from the run's secret."""
+        return CLIENT_USER, self.run.credential("client")
 
     def primary(self) -> Node:
         """The node a "primary"/"leader"/"writer" target means; systems refine this."""

@@ -35,11 +35,10 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 from harness.model.history import HistoryWriter
 from harness.runtime.run import Node
-from harness.systems.rabbitmq.cluster import PASSWORD, USER
 from harness.workloads.base import Workload
 
 QUEUE = "hh-queue"
@@ -130,8 +129,6 @@ def _describe(exc: BaseException) -> str:
 
 class AmqpQueue(Workload):
     name = "amqp-queue"
-    checkers: ClassVar[tuple[str, ...]] = ("queue", "availability")
-    systems: ClassVar[tuple[str, ...]] = ("rabbitmq",)
 
     # -- connections ------------------------------------------------------------------------------
     @property
@@ -151,7 +148,7 @@ class AmqpQueue(Workload):
         params = pika.ConnectionParameters(
             host=host,
             port=port,
-            credentials=pika.PlainCredentials(USER, PASSWORD),
+            credentials=pika.PlainCredentials(*self.system.client_credentials()),
             connection_attempts=1,
             socket_timeout=self.timeout,
             stack_timeout=self.timeout,

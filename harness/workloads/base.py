@@ -25,9 +25,10 @@ from harness.systems.base import ClusterSystem
 
 
 class Workload(ABC):
+    """What it requires of a system and which checkers read its history: its ``WorkloadInfo`` in the
+    registry (``harness.workloads``)."""
+
     name: ClassVar[str]
-    checkers: ClassVar[tuple[str, ...]]  # checker names this workload's history is meant for
-    systems: ClassVar[tuple[str, ...]]  # topology systems it can drive
 
     def __init__(self, system: ClusterSystem, spec: WorkloadSpec, rng: random.Random) -> None:
         self.system = system

@@ -40,7 +40,6 @@ READ_SHARE = 0.2  # of the ops, whole-bank reads; the rest transfers
 
 class SqlBank(SqlWorkload):
     name = "sql-bank"
-    checkers: ClassVar[tuple[str, ...]] = ("bank", "availability")
     table: ClassVar[str] = TABLE
 
     @property

@@ -28,7 +28,7 @@ from harness.model.history import HistoryWriter, Op
 from harness.model.scenario import WorkloadSpec
 from harness.runtime.run import Node
 from harness.systems.base import ClusterSystem
-from harness.systems.mysql import DATABASE, PASSWORD, USER
+from harness.systems.mysql import DATABASE
 from harness.workloads.base import Workload
 
 # Server errors that mean "rejected, certainly not applied" for a single autocommit statement (Galera
@@ -140,7 +140,6 @@ def record(history: HistoryWriter, op: Op, outcome: Outcome) -> None:
 class SqlWorkload(Workload):
     """A workload of SQL clients against Galera (see the module docstring)."""
 
-    systems: ClassVar[tuple[str, ...]] = ("galera",)
     table: ClassVar[str]
 
     def __init__(self, system: ClusterSystem, spec: WorkloadSpec, rng: random.Random) -> None:
@@ -166,7 +165,8 @@ class SqlWorkload(Workload):
 
         host, port = self.system.endpoint(node)
         t = self.spec.timeout
-        conn = pymysql.connect(host=host, port=port, user=USER, password=PASSWORD, database=DATABASE,
+        user, password = self.system.client_credentials()
+        conn = pymysql.connect(host=host, port=port, user=user, password=password, database=DATABASE,
                                autocommit=True, connect_timeout=t, read_timeout=t, write_timeout=t)  # fmt: skip
         try:
             with conn.cursor() as cur:

@@ -38,7 +38,6 @@ READ_SHARE = 0.5  # of the ops, reads; the rest adds
 
 class SqlRegister(SqlWorkload):
     name = "sql-register"
-    checkers: ClassVar[tuple[str, ...]] = ("counter", "availability")
     table: ClassVar[str] = TABLE
 
     def session_sql(self) -> tuple[str, ...]:

@@ -30,8 +30,6 @@ TABLE = "hh_set"
 
 class SqlSet(SqlWorkload):
     name = "sql-set"
-    checkers: ClassVar[tuple[str, ...]] = ("set", "availability", "divergence")
-    systems: ClassVar[tuple[str, ...]] = ("galera", "mmm")
     table: ClassVar[str] = TABLE
 
     def setup(self) -> None:

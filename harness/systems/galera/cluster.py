@@ -21,12 +21,10 @@ from harness.runtime.wait import wait_until
 from harness.systems.base import ClusterSystem, NodeStatus
 from harness.systems.galera import SYSTEM
 from harness.systems.galera.settings import GaleraTopology
+from harness.systems.mysql import USER, account_sql
 
 log = logging.getLogger(__name__)
 
-USER = "harness"
-PASSWORD = "harness"
-DATABASE = "harness"
 
 START_SH = r"""#!/bin/sh
 # Rendered by ha-harness: start one Galera node (MariaDB offline image or Percona XtraDB Cluster image).
@@ -39,8 +37,8 @@ server=$(command -v mariadbd || command -v mysqld)
 if [ ! -d /var/lib/mysql/mysql ]; then   # upstream images ship an empty data directory
   if command -v mariadb-install-db >/dev/null; then mariadb-install-db --user=mysql >/dev/null
   else "$server" --initialize-insecure --user=mysql; fi
-  init="--init-file=/etc/harness/init.sql"
 fi
+init="--init-file=/etc/harness/init.sql"   # every start: the run's own client account
 if [ -e /etc/harness/recover ]; then     # after every node crashed: report the last committed position
   exec "$server" --defaults-extra-file=/etc/harness/galera.cnf --user=mysql --wsrep-provider="$provider" --wsrep-recover --log-error=/dev/stderr
 fi
@@ -50,11 +48,6 @@ if [ -e /etc/harness/bootstrap ]; then
   [ -f /var/lib/mysql/grastate.dat ] && sed -i 's/^safe_to_bootstrap: 0/safe_to_bootstrap: 1/' /var/lib/mysql/grastate.dat
 fi
 exec "$server" --defaults-extra-file=/etc/harness/galera.cnf --user=mysql --wsrep-provider="$provider" ${init:-} $extra
-"""
-
-INIT_SQL = f"""CREATE USER IF NOT EXISTS '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';
-GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%' WITH GRANT OPTION;
-CREATE DATABASE IF NOT EXISTS {DATABASE};
 """
 
 
@@ -115,7 +108,7 @@ wsrep_cluster_address=gcomm://{peers}
 wsrep_node_address={node.ip}
 wsrep_node_name={node.name}
 wsrep_sst_method={s.sst_method}
-wsrep_sst_auth={USER}:{PASSWORD}
+wsrep_sst_auth={USER}:{self.run.credential("client")}
 wsrep_provider_options="{options}"
 # loose-: options of the other flavour (Percona XtraDB Cluster) must not stop MariaDB, and back
 loose-pxc-encrypt-cluster-traffic=OFF
@@ -129,7 +122,7 @@ loose-wsrep_slave_threads=2
             target.mkdir(parents=True, exist_ok=True)
             (target / "galera.cnf").write_text(self.galera_cnf(node))
             (target / "start.sh").write_text(START_SH)
-            (target / "init.sql").write_text(INIT_SQL)
+            (target / "init.sql").write_text(account_sql(self.run.credential("client")))
 
     def container_spec(self, node: Node, *, bootstrap: bool = False) -> ContainerSpec:
         flag = self.node_dir(node) / "bootstrap"
@@ -219,8 +212,9 @@ loose-wsrep_slave_threads=2
         import pymysql
 
         host, port = node.ip, self.client_port
+        user, password = self.client_credentials()
         return pymysql.connect(
-            host=host, port=port, user=USER, password=PASSWORD, database=database,
+            host=host, port=port, user=user, password=password, database=database,
             connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout, autocommit=True,
         )  # fmt: skip
 

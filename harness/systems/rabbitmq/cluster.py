@@ -32,8 +32,6 @@ from harness.systems.rabbitmq.settings import RabbitTopology
 
 log = logging.getLogger(__name__)
 
-USER = "harness"
-PASSWORD = "harness"
 
 START_SH = r"""#!/bin/sh
 # Rendered by ha-harness: start one RabbitMQ node (offline Debian image or the official image).
@@ -84,8 +82,8 @@ cluster_formation.discovery_retry_interval = 500
 cluster_partition_handling = {s.partition_handling}
 listeners.tcp.default = {self.client_port}
 loopback_users = none
-default_user = {USER}
-default_pass = {PASSWORD}
+default_user = {self.client_credentials()[0]}
+default_pass = {self.client_credentials()[1]}
 log.console = true
 log.console.level = info
 log.file = false

@@ -25,10 +25,9 @@ class RabbitProbe(Probe):
     interval = 1.0
 
     def _get(self, node: Node, path: str) -> Any:
-        from harness.systems.rabbitmq.cluster import PASSWORD, USER
-
         request = urllib.request.Request(f"http://{node.ip}:{PORT}{path}")
-        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        user, password = self.system.client_credentials()
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
         with urllib.request.urlopen(request, timeout=2.0) as response:
             return json.loads(response.read())
