@@ -1,22 +1,35 @@
-"""The MMM monitor's decisions (pure: host states, roles) and the mmm topology's input errors."""
+"""The MMM monitor's decisions (pure: host states, roles), the daemon's glue around them, and the mmm
+topology's input errors."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from harness import cli
+from harness.systems.mmm import monitor as monitor_module
+from harness.systems.mmm.monitor import Monitor
 from harness.systems.mmm.monitor_state import (
     ADMIN_OFFLINE,
     AWAITING_RECOVERY,
+    CHECKS,
     HARD_OFFLINE,
     ONLINE,
     READER,
     REPLICATION_DELAY,
     REPLICATION_FAIL,
     WRITER,
+    CheckResult,
+    HaproxyResult,
     Host,
+    HostFacts,
+    ReadOnlyResult,
     Roles,
     Settings,
     distribute,
@@ -146,3 +159,99 @@ def test_bad_mmm_topology(
     code = cli.main(["validate", str(path)])
     _, err = capsys.readouterr()
     assert (code, err.strip()) == (2, expected.format(f=path))
+
+
+# ---------------------------------------------------------------------------------------------- the daemon's glue
+
+CFG = {
+    "hosts": [{"name": "n1", "ip": "10.0.0.11", "peer": "n2"}, {"name": "n2", "ip": "10.0.0.12", "peer": "n1"}],
+    "user": "mmm_agent", "password": "x", "app_user": "harness", "mysql_port": 3306,
+    "settings": {"check_period": 0.5, "trap_period": 1.5, "timeout": 1.0, "max_backlog": 5.0,
+                 "auto_set_online": 3.0, "rep_grace": 2.0, "flap_count": 5, "flap_duration": 300.0},
+    "haproxy": {"host": "127.0.0.1", "port": 9}, "http_port": 0, "state_file": None,
+    "heartbeat": {},
+}  # fmt: skip
+
+
+class FakeHAProxy:
+    def __init__(self, fail_on: str = "") -> None:
+        self.lines: list[str] = []
+        self.fail_on = fail_on
+
+    def command(self, line: str) -> str:
+        if self.fail_on and self.fail_on in line:
+            raise ConnectionRefusedError("haproxy down")
+        self.lines.append(line)
+        return ""
+
+    def set_state(self, backend: str, server: str, ready: bool) -> None:
+        self.command(f"set server {backend}/{server} state {'ready' if ready else 'maint'}")
+        if not ready:
+            self.command(f"shutdown sessions server {backend}/{server}")
+
+
+def checks_pass(monitor: Monitor, name: str, read_only: int, now: float) -> None:
+    monitor.observe(*[CheckResult(name, c, True, "OK", now) for c in CHECKS],
+                    HostFacts(name, read_only, 1000.0, {"Slave_IO_Running": "Yes"}, now))  # fmt: skip
+
+
+def test_daemon_round_runs_the_machines_actions_and_feeds_results_back() -> None:
+    monitor = Monitor(CFG)
+    monitor.haproxy = FakeHAProxy(fail_on="reader/n1")  # type: ignore[assignment]
+    now = time.monotonic()
+    for name in ("n1", "n2"):
+        checks_pass(monitor, name, 1, now)
+    assert monitor.round() is False  # a HAProxy command failed: no follow-up round at once
+    # writer/n1 went through, reader/n1 failed, the rest of the batch was skipped
+    assert monitor.haproxy.lines == ["set server writer/n1 state maint", "shutdown sessions server writer/n1"]  # type: ignore[attr-defined]
+    statuses = [(o.server, o.backend, o.status) for o in monitor.inbox if isinstance(o, HaproxyResult)]
+    assert statuses == [("n1", "writer", "ok"), ("n1", "reader", "failed"), ("n2", "writer", "skipped"),
+                        ("n2", "reader", "skipped")]  # fmt: skip
+    demotions = [monitor.agents[n].get_nowait() for n in ("n1", "n2")]  # both hosts answer: read_only=1
+    assert [(a.host, a.kind) for a in demotions] == [("n1", "demote"), ("n2", "demote")]
+    monitor.haproxy.fail_on = ""  # type: ignore[attr-defined]
+    assert monitor.round() is True  # the failed and skipped commands again, all through
+    assert monitor.round() is False  # their results taken in: nothing more to do
+    assert monitor.state.haproxy == {(b, n): False for n in ("n1", "n2") for b in (WRITER, READER)}
+    changes = [c for c in monitor.changes if "haproxy" in c]
+    assert [c["haproxy"] for c in changes] == ["writer/n1", "reader/n1", "writer/n2", "reader/n2"]
+
+    for action in demotions:
+        monitor.observe(ReadOnlyResult(action.host, action.seq, True, True, "OK", time.monotonic()))
+    monitor.round()
+    ok, message = monitor.command("set_online", "n1")
+    assert ok, message
+    promotion = monitor.agents["n1"].get_nowait()
+    assert (promotion.host, promotion.kind) == ("n1", "promote")
+    show = monitor.show()
+    assert show["writer"] is None and show["writer_candidate"] == "n1" and not show["writer_active"]
+    monitor.observe(ReadOnlyResult("n1", promotion.seq, False, True, "OK", time.monotonic()))
+    assert monitor.round() is True  # the role, then writer/n1 ready: the run loop follows up at once
+    assert monitor.haproxy.lines[-1] == "set server writer/n1 state ready"  # type: ignore[attr-defined]
+    monitor.round()
+    show = monitor.show()
+    assert show["writer"] == "n1" and show["writer_active"] and monitor.state.writer_routed()
+    assert show["hosts"]["n1"]["roles"] == ["writer", "reader", "reader"]
+    assert show["hosts"]["n1"]["writes_enabled"] and show["hosts"]["n1"]["state"] == ONLINE
+    assert set(show["hosts"]["n1"]["checks"]) == set(CHECKS)
+    assert {"time", "started", "changes", "heartbeat", "settings"} <= set(show)
+    moved = [c for c in show["changes"] if c.get("role") == "writer"]
+    assert moved[-1]["role_to"] == "n1" and moved[-1]["role_from"] == "-"
+    json.dumps(show, default=str)
+
+
+def test_daemon_runs_standalone_next_to_its_state_machine(tmp_path: Path) -> None:
+    """As in the monitor container: the two files in one directory, no harness, no site-packages."""
+    mmm = Path(monitor_module.__file__).parent
+    shutil.copyfile(mmm / "monitor.py", tmp_path / "mmm_monitor.py")
+    shutil.copyfile(mmm / "monitor_state.py", tmp_path / "monitor_state.py")
+    code = (
+        "import sys; import mmm_monitor\n"
+        "assert mmm_monitor.ms.__name__ == 'monitor_state', mmm_monitor.ms\n"
+        "assert not [m for m in sys.modules if m.startswith('harness')]\n"
+        "sys.exit(mmm_monitor.main(['mmm_monitor.py']))\n"
+    )
+    done = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=30, check=False)  # fmt: skip
+    assert (done.returncode, done.stderr.strip()) == (2, "usage: mmm_monitor.py CONFIG.json")
+    assert not (tmp_path / "__pycache__").exists()

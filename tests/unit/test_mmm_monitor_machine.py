@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from harness.systems.mmm.monitor_state import (
     ADMIN_OFFLINE,
@@ -67,9 +67,10 @@ class Server:
         """One round of the daemon's checks: ping, then mysql with the replication checks and the facts."""
         out: list[Observation] = [CheckResult(name, "ping", self.ping, "OK" if self.ping else "ERROR", now)]
         if not self.mysql:
-            return out + [CheckResult(name, c, False, "ERROR: gone", now) for c in ("mysql", "rep_threads", "rep_backlog")]  # fmt: skip
+            return [*out, *(CheckResult(name, c, False, "ERROR: gone", now) for c in ("mysql", "rep_threads", "rep_backlog"))]  # fmt: skip
         io = "Yes" if self.rep_threads else "Connecting"
-        return out + [
+        return [
+            *out,
             CheckResult(name, "mysql", True, "OK", now),
             CheckResult(name, "rep_threads", self.rep_threads, "OK" if self.rep_threads else "ERROR: broken", now),
             CheckResult(name, "rep_backlog", self.rep_backlog, "OK" if self.rep_backlog else "ERROR: big", now),
@@ -132,7 +133,9 @@ class World:
             if action.kind == "promote":
                 self.promoted_at[host] = flight.emitted
                 server.restarted = False
-        self.inbox.append(ReadOnlyResult(host, action.seq, action.read_only, ok, "OK" if ok else "ERROR", self.now))
+        self.inbox.append(
+            ReadOnlyResult(host, action.seq, action.read_only, ok, "OK" if ok else "ERROR", self.now)
+        )
 
     def resolve_all(self, ok: bool = True) -> None:
         for host in list(self.in_flight):
@@ -187,7 +190,9 @@ class World:
                 if action.ready and action.backend == WRITER:
                     assert action.server == writer, f"writer/{action.server} enabled, the writer is {writer}"
                     others = [n for n in NAMES if n != action.server]
-                    assert not any(self.haproxy[(WRITER, o)] for o in others), "writer enabled before removals"
+                    assert not any(self.haproxy[(WRITER, o)] for o in others), (
+                        "writer enabled before removals"
+                    )
                     server = self.servers[action.server]
                     assert server.read_only == 0 or server.restarted, "writer enabled on a read-only host"
                 if failed:
@@ -197,7 +202,9 @@ class World:
                     failed = status == "failed"
                 if status == "ok":
                     self.haproxy[key] = action.ready
-                self.inbox.append(HaproxyResult(action.backend, action.server, action.ready, status, self.now))
+                self.inbox.append(
+                    HaproxyResult(action.backend, action.server, action.ready, status, self.now)
+                )
 
     def _check_promotion(self, host: str) -> None:
         s = self.state
@@ -207,7 +214,9 @@ class World:
                 continue
             assert not self.haproxy[(WRITER, other)], f"read_only=0 on {host} while writer/{other} is ready"
             if s.hosts[other].answers():
-                assert s.agents[other].mode == READ_ONLY, f"read_only=0 on {host} before read_only=1 on {other}"
+                assert s.agents[other].mode == READ_ONLY, (
+                    f"read_only=0 on {host} before read_only=1 on {other}"
+                )
             assert other not in self.in_flight or self.in_flight[other].action.read_only
 
     # -- the state, after every step
@@ -294,7 +303,9 @@ def test_a_writer_whose_read_only_0_fails_does_not_get_the_role() -> None:
     assert world.state.roles.writer is None and world.state.candidate == "n2"
     assert world.roles() == {"n1": [], "n2": [READER, READER]}
     assert not world.haproxy[(WRITER, "n2")] and not world.haproxy[(WRITER, "n1")]
-    tries = [a for a in world.actions if isinstance(a, SetReadOnly) and a.host == "n2" and a.kind == "promote"]
+    tries = [
+        a for a in world.actions if isinstance(a, SetReadOnly) and a.host == "n2" and a.kind == "promote"
+    ]
     assert 2 <= len(tries) <= 4 / S.retry_s + 1  # tried again after each pause, not every round
     world.run(0.5)  # once it succeeds, n2 is the writer
     assert world.state.roles.writer == "n2" and world.haproxy[(WRITER, "n2")]
@@ -388,7 +399,12 @@ def test_a_haproxy_failure_skips_the_rest_of_the_batch_and_is_retried() -> None:
     assert [a for a in actions if isinstance(a, SetHaproxy)] == [
         SetHaproxy(b, n, False) for n in NAMES for b in BACKENDS
     ]
-    assert [r.status for r in world.inbox if isinstance(r, HaproxyResult)] == ["ok", "failed", "skipped", "skipped"]
+    assert [r.status for r in world.inbox if isinstance(r, HaproxyResult)] == [
+        "ok",
+        "failed",
+        "skipped",
+        "skipped",
+    ]
     retried = [a for a in world.round() if isinstance(a, SetHaproxy)]  # the failed and the skipped ones
     assert retried == [SetHaproxy(READER, "n1", False), SetHaproxy(WRITER, "n2", False), SetHaproxy(READER, "n2", False)]  # fmt: skip
     world.round()
@@ -441,7 +457,12 @@ class MonitorMachine(RuleBasedStateMachine):
     )
     def set_condition(self, name: str, ping: bool, mysql: bool, rep_threads: bool, rep_backlog: bool) -> None:
         server = self.world.servers[name]
-        server.ping, server.mysql, server.rep_threads, server.rep_backlog = ping, mysql, rep_threads, rep_backlog
+        server.ping, server.mysql, server.rep_threads, server.rep_backlog = (
+            ping,
+            mysql,
+            rep_threads,
+            rep_backlog,
+        )
 
     @rule()
     def partition_masters(self) -> None:
@@ -477,11 +498,11 @@ class MonitorMachine(RuleBasedStateMachine):
         self.world.check(sorted(checked))
         self.world.round(haproxy_ok)
 
-    @precondition(lambda self: bool(self.world.in_flight))
-    @rule(data=st.data(), ok=st.booleans())
-    def agent_reports(self, data: st.DataObject, ok: bool) -> None:
-        host = data.draw(st.sampled_from(sorted(self.world.in_flight)))
-        self.world.resolve(host, ok)
+    @rule(host=st.sampled_from(NAMES), ok=st.booleans())
+    def agent_reports(self, host: str, ok: bool) -> None:
+        """The host's agent reports its read_only action's result (fails if MySQL does not answer)."""
+        if host in self.world.in_flight:
+            self.world.resolve(host, ok)
 
     @rule(name=st.sampled_from(["set_online", "set_offline"]), host=st.sampled_from(NAMES))
     def operator(self, name: str, host: str) -> None:
@@ -505,7 +526,9 @@ class MonitorMachine(RuleBasedStateMachine):
             history.append(tuple(n for n in NAMES if world.state.hosts[n].state == ONLINE))
         online = history[-1]
         if len(set(history[-20:])) != 1 or not online:
-            return  # not the same ONLINE hosts long enough (e.g. one is flapping in and out)
+            event("settle: no ONLINE host, or not for long enough")
+            return  # e.g. one is flapping in and out, or awaits recovery
+        event(f"settle: {len(online)} ONLINE")
         roles = world.roles()
         writer = world.state.roles.writer
         assert writer in online, f"ONLINE {online} for 2 s, yet the writer is {writer}"
@@ -557,4 +580,11 @@ def test_all_states_are_reachable_from_the_world() -> None:
     world.command("set_online", "n1")
     world.run(S.rep_grace + S.trap_period + 0.5)
     seen.update(world.states().values())
-    assert seen == {ONLINE, ADMIN_OFFLINE, HARD_OFFLINE, REPLICATION_FAIL, "REPLICATION_DELAY", AWAITING_RECOVERY}
+    assert seen == {
+        ONLINE,
+        ADMIN_OFFLINE,
+        HARD_OFFLINE,
+        REPLICATION_FAIL,
+        "REPLICATION_DELAY",
+        AWAITING_RECOVERY,
+    }

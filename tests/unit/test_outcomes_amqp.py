@@ -176,6 +176,7 @@ def workload(**spec: Any) -> AmqpQueue:
     system = SimpleNamespace(
         run=SimpleNamespace(nodes=[NODE], topology=SimpleNamespace(node_names=["n1"], settings=None)),
         endpoint=lambda node, service=None: ("127.0.0.1", 5672),
+        client_credentials=lambda: ("harness", "per-run-password"),
     )
     spec.setdefault("timeout", OP_TIMEOUT_S)
     return AmqpQueue(system, WorkloadSpec(type="amqp-queue", **spec), random.Random(3))  # type: ignore[arg-type]

@@ -385,6 +385,7 @@ def workload(cls: type[Any], **spec: Any) -> Any:
     system = SimpleNamespace(
         run=SimpleNamespace(nodes=[NODE], topology=SimpleNamespace(node_names=["n1"])),
         endpoint=lambda node, service=None: ("127.0.0.1", 13306),
+        client_credentials=lambda: ("harness", "per-run-password"),
     )
     return cls(system, WorkloadSpec(type=cls.name, **spec), random.Random(7))
 
