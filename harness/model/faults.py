@@ -20,7 +20,7 @@ only on the running cluster, and whether a name exists only against a topology (
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     AfterValidator,
@@ -225,7 +225,10 @@ LINK_FAULTS: dict[str, type[LinkFaultBase]] = {
     for cls in (Latency, Bandwidth, Timeout, Stall, ResetPeer, SlowClose, Slicer, LimitData, Down)
 }
 LinkFault = Latency | Bandwidth | Timeout | Stall | ResetPeer | SlowClose | Slicer | LimitData | Down
-LinkFaultField = _tagged("kind", LINK_FAULTS, "kind: expected one of")
+if TYPE_CHECKING:
+    LinkFaultField = LinkFault
+else:
+    LinkFaultField = _tagged("kind", LINK_FAULTS, "kind: expected one of")
 
 
 # ------------------------------------------------------------------------------------------ partitions
@@ -252,8 +255,11 @@ class OneWay(StrictModel):
     one_way: Edge
 
 
-PartitionShape = _tagged("key", {"isolate": Isolate, "shape": Shape, "groups": Groups, "one_way": OneWay},
-                         "a partition has exactly one of")  # fmt: skip
+if TYPE_CHECKING:
+    PartitionShape = Isolate | Shape | Groups | OneWay
+else:
+    PartitionShape = _tagged("key", {"isolate": Isolate, "shape": Shape, "groups": Groups, "one_way": OneWay},
+                             "a partition has exactly one of")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------ steps

@@ -50,14 +50,12 @@ from harness.runtime.wait import wait_until
 from harness.systems.base import ClusterSystem, NodeStatus
 from harness.systems.mmm import SYSTEM
 from harness.systems.mmm.settings import MmmTopology
-from harness.systems.mysql import DATABASE, PASSWORD, USER
+from harness.systems.mysql import DATABASE, IMAGE_PASSWORD, USER
 
 log = logging.getLogger(__name__)
 
 ADMIN_USER = "mmm_agent"
-ADMIN_PASSWORD = "mmm_agent"
 REPL_USER = "repl"
-REPL_PASSWORD = "repl"
 HAPROXY_HOST = 3  # .3 of the run's subnet
 MONITOR_HOST = 4
 WRITER_PORT = 3306
@@ -76,14 +74,21 @@ install -d -o mysql -g mysql /run/mysqld
 exec mariadbd --defaults-extra-file=/etc/harness/mmm.cnf --user=mysql
 """
 
-SETUP_SQL = (  # on each master before replication starts, kept out of the binlog
-    "SET SESSION sql_log_bin = 0",
-    f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}'",
-    f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%'",
-    f"CREATE USER IF NOT EXISTS '{REPL_USER}'@'%' IDENTIFIED BY '{REPL_PASSWORD}'",
-    f"GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'%'",
-    f"REVOKE READ_ONLY ADMIN ON *.* FROM '{USER}'@'%'",
-)
+
+
+def setup_sql(admin: str, repl: str, client: str) -> tuple[str, ...]:
+    """On each master before replication starts, kept out of the binlog: the agent's and replication's
+    accounts, and the clients' account with the run's password (last: the connection that runs these
+    authenticated with the node image's)."""
+    return (
+        "SET SESSION sql_log_bin = 0",
+        f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'%' IDENTIFIED BY '{admin}'",
+        f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%'",
+        f"CREATE USER IF NOT EXISTS '{REPL_USER}'@'%' IDENTIFIED BY '{repl}'",
+        f"GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'%'",
+        f"REVOKE READ_ONLY ADMIN ON *.* FROM '{USER}'@'%'",
+        f"ALTER USER '{USER}'@'%' IDENTIFIED BY '{client}'",
+    )
 
 
 class MmmCluster(ClusterSystem):
@@ -206,13 +211,14 @@ backend reader
         timers = ("check_period", "trap_period", "timeout", "max_backlog", "auto_set_online", "rep_grace",
                   "flap_count", "flap_duration")  # fmt: skip
         settings = {name: getattr(self.topology.settings, name) for name in timers}
-        heartbeat = {"host": self.haproxy_ip, "port": WRITER_PORT, "user": USER, "password": PASSWORD,
+        heartbeat = {"host": self.haproxy_ip, "port": WRITER_PORT, "user": USER,
+                     "password": self.run.credential("client"),
                      "database": DATABASE, "table": HEARTBEAT_TABLE,
                      "interval": HEARTBEAT_INTERVAL}  # fmt: skip
         return {
             "hosts": [{"name": n.name, "ip": n.ip, "peer": self.peer(n).name} for n in self.run.nodes],
             "user": ADMIN_USER,
-            "password": ADMIN_PASSWORD,
+            "password": self.run.credential("admin"),
             "app_user": USER,
             "mysql_port": self.client_port,
             "settings": settings,
@@ -302,10 +308,18 @@ backend reader
             f"({time.monotonic() - started:.1f}s)")  # fmt: skip
 
     def _setup_users(self, node: Node) -> bool:
-        conn = self.connect(node, user=USER, password=PASSWORD, timeout=1.0)
+        import pymysql
+
+        client = self.run.credential("client")
+        try:
+            conn = self.connect(node, user=USER, password=IMAGE_PASSWORD, timeout=1.0)
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] != 1045:
+                raise
+            conn = self.connect(node, user=USER, password=client, timeout=1.0)  # an earlier try got that far
         try:
             with conn.cursor() as cur:
-                for statement in SETUP_SQL:
+                for statement in setup_sql(self.run.credential("admin"), self.run.credential("repl"), client):
                     cur.execute(statement)
         finally:
             conn.close()
@@ -319,7 +333,7 @@ backend reader
                 cur.execute(
                     "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
                     "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
-                    (toxiproxy_ip(self.run), link.listen_port, REPL_USER, REPL_PASSWORD),
+                    (toxiproxy_ip(self.run), link.listen_port, REPL_USER, self.run.credential("repl")),
                 )
                 cur.execute("START SLAVE")
         finally:
@@ -380,11 +394,12 @@ backend reader
         timeout: float = 2.0,
         database: str | None = None,
         user: str = ADMIN_USER,
-        password: str = ADMIN_PASSWORD,
+        password: str | None = None,
     ) -> Any:
         """A direct connection to the node's MariaDB (not through a proxy), as the admin user by default."""
         import pymysql
 
+        password = self.run.credential("admin") if password is None else password
         return pymysql.connect(host=node.ip, port=self.client_port, user=user, password=password,
                                database=database, connect_timeout=timeout, read_timeout=timeout,
                                write_timeout=timeout, autocommit=True)  # fmt: skip
@@ -394,7 +409,8 @@ backend reader
         import pymysql
 
         host, port = endpoint
-        return pymysql.connect(host=host, port=port, user=USER, password=PASSWORD, database=DATABASE,
+        user, password = self.client_credentials()
+        return pymysql.connect(host=host, port=port, user=user, password=password, database=DATABASE,
                                connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
                                autocommit=True)  # fmt: skip
 

@@ -40,7 +40,7 @@ class RabbitProbe(Probe):
         except Exception:
             self.samples.record(node.name, "running_nodes", "unreachable")
             return
-        me = next((n for n in nodes if n.get("name") == f"rabbit@{node.name}"), {})
+        me: dict[str, Any] = next((n for n in nodes if n.get("name") == f"rabbit@{node.name}"), {})
         self.samples.record(node.name, "running_nodes", float(sum(1 for n in nodes if n.get("running"))))
         self.samples.record(node.name, "partitions", float(len(me.get("partitions") or [])))
         for queue in queues:
