@@ -140,3 +140,18 @@ def test_a_pair_that_does_not_fit_starts_nothing(tmp_path: Path) -> None:
     assert "majorities_ring needs at least 4 nodes" in lines[0]
     assert "unknown node or role 'n9'" in lines[1]
     assert runtime.calls == []
+
+
+def test_no_report_file_holds_the_runs_secret_or_passwords(tmp_path: Path) -> None:
+    from harness.lifecycle import load_run
+
+    runtime = FakeRuntime()
+    outcome = run_scenario(fake_topology(), scenario({"kill": "n1"}, {"start": "all"}), runtime=runtime,
+                           reports=tmp_path, keep=True)  # fmt: skip
+    run = load_run(outcome.run_id, runtime)
+    secrets = [run.secret, *(run.credential(p) for p in ("client", "repl", "admin"))]
+    assert run.secret
+    for path in outcome.report_dir.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert not [s for s in secrets if s in text], path
