@@ -136,6 +136,7 @@ def _run(run: Run, topology: TopologyBase, scenario: Scenario, spec: WorkloadSpe
     history = HistoryWriter(out / "history.jsonl", clock, concurrency=spec.clients)
     events = EventWriter(out / "events.jsonl", clock)
     nemesis = Nemesis(system, events=events, clock=clock, rng=rng)
+    nemesis.heal(wait=False)  # every mechanism at its baseline before the first fault, as after the last
     stop = threading.Event()
     log.info(f"workload {spec.type}: {spec.clients} clients, {spec.rate:g} ops/s; "
              f"timeline of {len(scenario.steps)} steps, about {scenario.duration_s:.0f}s")  # fmt: skip

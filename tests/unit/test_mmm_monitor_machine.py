@@ -31,6 +31,7 @@ from harness.systems.mmm.monitor_state import (
     Action,
     CheckResult,
     HaproxyResult,
+    HaproxyStatus,
     HostFacts,
     MonitorState,
     MoveRole,
@@ -195,6 +196,7 @@ class World:
                     )
                     server = self.servers[action.server]
                     assert server.read_only == 0 or server.restarted, "writer enabled on a read-only host"
+                status: HaproxyStatus
                 if failed:
                     status = "skipped"
                 else:
@@ -457,12 +459,8 @@ class MonitorMachine(RuleBasedStateMachine):
     )
     def set_condition(self, name: str, ping: bool, mysql: bool, rep_threads: bool, rep_backlog: bool) -> None:
         server = self.world.servers[name]
-        server.ping, server.mysql, server.rep_threads, server.rep_backlog = (
-            ping,
-            mysql,
-            rep_threads,
-            rep_backlog,
-        )
+        server.ping, server.mysql = ping, mysql
+        server.rep_threads, server.rep_backlog = rep_threads, rep_backlog
 
     @rule()
     def partition_masters(self) -> None:
@@ -549,7 +547,7 @@ class MonitorMachine(RuleBasedStateMachine):
 
 
 MonitorMachine.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=100, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_monitor_state_machine = MonitorMachine.TestCase
 
@@ -558,7 +556,7 @@ def test_all_states_are_reachable_from_the_world() -> None:
     """The simulated world really drives the machine through every host state (the property test's rules
     are not vacuous)."""
     world = World()
-    seen = set()
+    seen: set[str] = set()
     world.bootstrap()
     seen.update(world.states().values())
     world.run(S.rep_grace)
