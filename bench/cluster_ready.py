@@ -60,7 +60,7 @@ from harness.lifecycle import down, new_run_id, up  # noqa: E402
 from harness.model.topology import TopologyBase  # noqa: E402
 from harness.runtime.docker import DockerRuntime  # noqa: E402
 from harness.runtime.images import node_image_ref  # noqa: E402
-from harness.runtime.run import Node, Run  # noqa: E402
+from harness.runtime.run import Node, Run, new_secret  # noqa: E402
 from harness.specs import load_topology  # noqa: E402
 from harness.systems.galera.cluster import GaleraCluster  # noqa: E402
 from harness.systems.galera.settings import GaleraTopology  # noqa: E402
@@ -145,8 +145,9 @@ def bench_labels() -> list[str]:
 def create_floor_network(system: str, topology: TopologyBase, image: str) -> FloorRun:
     used = used_subnets()
     run_id = f"{TOKEN}-{system}-{secrets.token_hex(2)}"
+    secret = new_secret()  # the rendered configs carry this run's own credentials
     for slot in range(1, 255):
-        run = FloorRun(id=run_id, topology=topology, slot=slot, image=image, owner="bench")
+        run = FloorRun(id=run_id, topology=topology, slot=slot, image=image, owner="bench", secret=secret)
         if run.subnet in used:
             continue
         done = docker(

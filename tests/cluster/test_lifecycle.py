@@ -81,8 +81,8 @@ def test_ctrl_c_during_up_cleans_up(namespace: str) -> None:
     proc = _start_up(namespace)
     wait_until(lambda: _first_container(namespace), timeout=60, what="harness up to start a container")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, f"stdout:\n{out}\nstderr:\n{err}"  # both: where did the Ctrl-C go?
     assert "interrupted" in err and "Traceback" not in err
     assert resources(namespace) == []
 
