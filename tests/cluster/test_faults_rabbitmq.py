@@ -13,8 +13,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
-
 from harness.runtime import netfilter
 from harness.runtime.wait import wait_until
 from harness.systems.rabbitmq.cluster import node_name
