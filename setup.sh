@@ -64,6 +64,7 @@ missing=()
 command -v iptables >/dev/null || missing+=(iptables)
 command -v nsenter >/dev/null || missing+=(util-linux)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v chromium >/dev/null || missing+=(chromium)  # report.html tests: a real headless browser
 if [ ${#missing[@]} -gt 0 ]; then
   if is_root && is_debian; then note "installing ${missing[*]}"; apt_install "${missing[@]}"
   else note "missing ${missing[*]}: partitions need iptables+nsenter; offline images need mmdebstrap (else a Dockerfile build)"; fi

@@ -7,10 +7,11 @@ Exit codes: 0 all checks valid / command done; 1 a check is invalid; 2 bad input
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -100,6 +101,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     runtime = _runtime()
     ids = [args.run] if args.run else sorted(run_ids(runtime))
+    if args.json:
+        from harness.report.jsonout import logs_on_stderr, print_json, status_doc
+
+        with logs_on_stderr():
+            docs = []
+            for run_id in ids:
+                run = load_run(run_id, runtime)
+                docs.append(status_doc(run.id, run.topology.system, list(system_for(run, runtime).status())))
+            print_json({"runs": docs})
+        return EXIT_OK
     if not ids:
         console.print("no runs")
         return EXIT_OK
@@ -166,9 +177,55 @@ def cmd_check(args: argparse.Namespace) -> int:
     from harness.runner import check_report
 
     report = _report_dir(args.report)
+    if args.json:
+        from harness.report.jsonout import logs_on_stderr, print_json
+
+        with logs_on_stderr():
+            result = check_report(report, write=False)
+            print_json({"run_dir": str(report), "valid": result.valid, "result": result.to_dict()})
+        return _exit_for(result.valid)
     result = check_report(report, write=False)
     console.print(result_table(f"re-checked {report}", result))
     return _exit_for(result.valid)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild ``report.html`` and ``junit.xml`` of a stored run (its checks run again, as ``check``)."""
+    from harness.report.console import console
+    from harness.report.html import write_report
+    from harness.runner import check_report
+
+    report = _report_dir(args.report)
+    result = check_report(report, write=False)
+    page = write_report(report, result)
+    console.print(f"report: {page} (and {page.with_name('junit.xml')}); verdict {result.valid}")
+    return _exit_for(result.valid)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Runs side by side: a table on the terminal, or ``--format`` md/html/json/csv (``-o FILE``)."""
+    from harness.report.compare import compare, render, rich_table
+    from harness.report.console import console
+    from harness.report.jsonout import logs_on_stderr
+
+    fmt = "json" if args.json else args.format
+    with logs_on_stderr() if fmt != "table" else _nothing():
+        comparison = compare([Path(p) for p in args.runs])
+        if fmt == "table" and not args.output:
+            console.print(rich_table(comparison))
+            return EXIT_OK
+        text = render(comparison, "md" if fmt == "table" else fmt)
+        if args.output and args.output != "-":
+            Path(args.output).write_text(text, encoding="utf-8")
+            log.info(f"wrote {args.output} ({len(comparison.cells)} cells)")
+        else:
+            sys.stdout.write(text)
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 def _report_dir(name: str) -> Path:
@@ -306,10 +363,20 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 # -- parser -----------------------------------------------------------------------------------------
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ha-harness")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="harness", description="Chaos and failover testing for replicated databases and brokers."
     )
+    parser.add_argument("--version", action="version", version=f"harness {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
@@ -324,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("topology", metavar="TOPOLOGY")
     p = add("status", cmd_status, "show runs and the state of their nodes")
     p.add_argument("run", nargs="?", metavar="RUN")
+    p.add_argument("--json", action="store_true", help="machine-readable: one JSON document on stdout")
     p = add("down", cmd_down, "remove a run (or --all runs) and everything it created")
     p.add_argument("run", nargs="?", metavar="RUN")
     p.add_argument("--all", action="store_true", help="every resource carrying the harness's labels")
@@ -347,6 +415,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (replayable)")
     p = add("check", cmd_check, "re-run the checkers on a stored run directory (no cluster)")
     p.add_argument("report", metavar="RUN", help="report directory or run id (reports/<run-id>)")
+    p.add_argument("--json", action="store_true", help="machine-readable: the result as JSON on stdout")
+    p = add("report", cmd_report, "rebuild a stored run's report.html and junit.xml (no cluster)")
+    p.add_argument("report", metavar="RUN", help="report directory or run id (reports/<run-id>)")
+    p = add("compare", cmd_compare, "compare runs: rows are topologies, columns are scenarios")
+    p.add_argument("runs", nargs="+", metavar="RUN_OR_DIR", help="run directories, or directories of runs")
+    p.add_argument("--format", choices=["table", "md", "html", "json", "csv"], default="table")
+    p.add_argument("-o", "--output", metavar="FILE", help="write there instead of stdout")
+    p.add_argument("--json", action="store_true", help="same as --format json")
     p = add("fault", cmd_fault, "inject one fault into a running run (by hand, for exploring)")
     p.add_argument("run", metavar="RUN")
     faults = p.add_subparsers(dest="fault", required=True, parser_class=_Parser)

@@ -16,11 +16,13 @@ import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from harness.checkers import CHECKERS
 from harness.checkers.base import CheckContext, Result, compose
+from harness.checkers.guarantees import check_guarantees, resolve_bounds
 from harness.errors import InputError
 from harness.faults.nemesis import Nemesis
 from harness.lifecycle import down, run_clock, system_for, up
@@ -30,11 +32,13 @@ from harness.model.scenario import Scenario, WorkloadSpec
 from harness.model.topology import TopologyBase
 from harness.plan import checker_names, validate_pair, workload_spec
 from harness.probes import probes_for
+from harness.report.html import write_report
 from harness.runtime.base import Runtime
 from harness.runtime.run import Run
 from harness.runtime.signals import no_interrupts
 from harness.stored_run import load_stored_run
 from harness.systems.base import ClusterSystem
+from harness.systems.registry import topology_adapter
 from harness.workloads import workload_class
 
 log = logging.getLogger(__name__)
@@ -164,7 +168,9 @@ def _run(run: Run, topology: TopologyBase, scenario: Scenario, spec: WorkloadSpe
     if checksums is not None:
         (out / "checksums.json").write_text(json.dumps(checksums, indent=2, sort_keys=True))
     _save_logs(system, out / "logs")
-    return check_report(out)
+    result = check_report(out)
+    write_report(out, result)
+    return result
 
 
 def _save_logs(system: ClusterSystem, directory: Path) -> None:
@@ -194,14 +200,26 @@ def check_report(out: Path, *, write: bool = True) -> Result:
         raise InputError(
             f"{out / 'topology.json'}: system: {system!r} has no workload in the stored scenario"
         )
+    topology = _stored_topology(out, stored.topology_doc)
     names = checker_names(scenario, system)
     ctx = CheckContext(events=stored.events, checksums=stored.checksums, samples=stored.samples,
                        options=scenario.checks)  # fmt: skip
     result = compose({name: CHECKERS[name] for name in names})(stored.history, ctx)
+    bounds = resolve_bounds(topology.expect, scenario.expect, system=system, topology=topology.name)
+    result = check_guarantees(result, bounds)  # the scenario's (and topology's) `expect:`, a child
     result = with_harness_actions(result, stored.events)
     if write:
         (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     return result
+
+
+def _stored_topology(out: Path, doc: dict[str, Any]) -> TopologyBase:
+    try:
+        return topology_adapter().validate_python(doc)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"] if "=" not in str(p) and str(p) != doc.get("system"))
+        raise InputError(f"{out / 'topology.json'}: {where}: {first['msg']}") from None
 
 
 def with_harness_actions(result: Result, events: tuple[Event, ...]) -> Result:

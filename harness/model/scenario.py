@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.model.faults import Step, StepDuration, WaitStep
+from harness.model.guarantees import validate_expect
 from harness.model.loading import load_model
 from harness.model.topology import StrictModel
 
@@ -61,6 +62,14 @@ class Scenario(StrictModel):
     # checker -> options; any checker named here is added to the workload's and the probes' defaults
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     settle: StepDuration = 5.0  # workload runs this long before the first step
+    # guarantee -> bound (``harness.checkers.guarantees``), or a system/topology name -> bounds for it only;
+    # overrides the topology's ``expect`` per name
+    expect: dict[str, Any] = Field(default_factory=dict, description="bounds on the checkers' figures")
+
+    @field_validator("expect")
+    @classmethod
+    def _known_guarantees(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return validate_expect(value, sections=True)  # type: ignore[no-any-return]
 
     @property
     def duration_s(self) -> float:

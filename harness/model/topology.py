@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.model.durations import Duration
+from harness.model.guarantees import validate_expect
 
 MAX_NODES = 9
 
@@ -49,6 +50,13 @@ class TopologyBase(StrictModel):
     timeouts: Timeouts = Timeouts()
     description: str = ""
     system: str  # the system package's name; each subclass narrows it to its Literal
+    # guarantee -> bound (``harness.checkers.guarantees``): the defaults of every scenario run on it
+    expect: dict[str, Any] = Field(default_factory=dict, description="bounds on the checkers' figures")
+
+    @field_validator("expect")
+    @classmethod
+    def _known_guarantees(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return validate_expect(value, sections=False)  # type: ignore[no-any-return]
 
     @property
     def node_names(self) -> list[str]:

@@ -100,13 +100,34 @@ HEADLINE = (
 )  # fmt: skip
 
 
+_PASSED = {True: "[green]pass[/green]", False: "[red]FAIL[/red]"}
+
+
+def _bound_rows(table: Table, bounds: Sequence[dict[str, object]]) -> None:
+    """One row per bound of the ``guarantees`` child: the bound, the figure it reads and its value."""
+    for row in bounds:
+        value = row.get("value")
+        shown = "-" if value is None else _short(value)
+        figure = f"{row.get('check')}.{row.get('figure')} = {shown}"
+        table.add_row(
+            escape(f"expect {row.get('name')} {row.get('op')} {row.get('bound')}"),
+            _PASSED.get(row.get("passed"), "[yellow]unknown[/yellow]"),  # type: ignore[call-overload]
+            escape(figure),
+        )
+
+
 def result_table(title: str, result: object) -> Table:
-    """One row per checker: verdict and its scalar figures."""
+    """One row per checker: verdict and its scalar figures; then one per guarantee (``expect:``): the bound,
+    pass/FAIL/unknown, and the figure it reads with its value."""
     table = Table(title=title, title_justify="left")
     for column in ("check", "verdict", "figures"):
         table.add_column(column)
     children = getattr(result, "children", {}) or {"result": result}
     for name, child in children.items():
+        bounds = (child.details or {}).get("bounds") if name == "guarantees" else None
+        if isinstance(bounds, list):
+            _bound_rows(table, bounds)
+            continue
         valid = child.valid
         verdict = {True: "[green]valid[/green]", False: "[red]INVALID[/red]"}.get(
             valid, "[yellow]unknown[/yellow]"

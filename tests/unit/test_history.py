@@ -561,7 +561,7 @@ def parse_edn(s: str) -> Any:
                 return {_hashable(items[i]): items[i + 1] for i in range(0, len(items), 2)}
             return items
         if tok.startswith('"'):
-            return json.loads(tok.replace("\\'", "'"))
+            return json.loads(tok)  # the escapes edn() writes are JSON's
         if tok.startswith(":"):
             return ("kw", tok[1:])
         if tok == "nil":
