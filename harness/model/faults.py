@@ -395,13 +395,11 @@ STEPS: dict[str, type[StepBase]] = {
 }
 Step = _tagged("key", STEPS, "a step has exactly one of")
 STEP_ADAPTER: TypeAdapter[StepBase] = TypeAdapter(Step)
-LINK_ADAPTER: TypeAdapter[LinkFaultBase] = TypeAdapter(LinkFaultField)
 
 
 def step_to_yaml(step: StepBase) -> dict[str, Any]:
     """The plain mapping a scenario file holds for ``step`` (round-trips through ``STEP_ADAPTER``)."""
-    doc: dict[str, Any] = step.model_dump(mode="json", by_alias=True, exclude_defaults=False)
-    return doc
+    return step.model_dump(mode="json", by_alias=True)
 
 
 def parse_step(doc: dict[str, Any], where: str = "step") -> StepBase:
