@@ -52,6 +52,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     scenarios: list[tuple[Path, Scenario]] = []
     for name in args.files:
         path = Path(name)
+        if _is_nightly(path):
+            found = _validate_nightly(path)
+            problems += found
+            continue
         try:
             spec = load_spec(path)
         except InputError as exc:
@@ -80,6 +84,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
         error("\n".join(problems))
         return EXIT_USAGE
     return EXIT_OK
+
+
+def _is_nightly(path: Path) -> bool:
+    from harness.model.loading import read_yaml
+    from harness.model.nightly import is_nightly_doc
+
+    try:
+        return is_nightly_doc(read_yaml(path))
+    except InputError:
+        return False  # load_spec says what is wrong with it
+
+
+def _validate_nightly(path: Path) -> list[str]:
+    """Problems of a nightly file and of every file it lists (pairs that do not fit are listed, not
+    problems: the matrix skips them)."""
+    from rich.markup import escape
+
+    from harness.report.console import console
+
+    try:
+        _, plan = _nightly_plan(path)
+    except InputError as exc:
+        return str(exc).splitlines()
+    console.print(f"[green]ok[/green] {escape(str(path))}: nightly, {len(plan.pairs)} pair(s) to run, "
+                  f"{len(plan.skipped)} skipped (do not fit)")  # fmt: skip
+    return []
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -153,23 +183,231 @@ def _exit_for(valid: object) -> int:
     return {True: EXIT_OK, False: EXIT_INVALID}.get(valid, EXIT_UNKNOWN)  # type: ignore[call-overload]
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from harness.plan import validate_pair
-    from harness.report.console import console, result_table
-    from harness.runner import run_scenario
+def _load_run_inputs(topology_path: str, scenario_paths: Sequence[str]) -> tuple[Any, list[Any]]:
+    """The topology and every scenario ``run`` got, each pair checked as ``validate`` would: every problem of
+    every file and pair at once (SpecError, exit 2), before anything starts."""
+    from harness.model.loading import SpecError
+    from harness.plan import Source, check_pair
     from harness.specs import load_scenario, load_topology
 
-    topology = load_topology(args.topology)
-    scenario = load_scenario(args.scenario)
-    validate_pair(scenario, topology, Path(args.scenario))  # every problem, before anything starts
-    outcome = run_scenario(topology, scenario, runtime=_runtime(), reports=Path(args.reports),
-                           keep=args.keep, seed=args.seed)  # fmt: skip
-    console.print(result_table(f"{scenario.name} on {topology.name} — run {outcome.run_id}", outcome.result))
-    console.print(
-        f"report: {outcome.report_dir}/ (result.json, history.jsonl, events.jsonl, samples.jsonl, "
-        "harness.log, logs/)"
-    )
-    return _exit_for(outcome.result.valid)
+    problems: list[str] = []
+
+    def add(lines: Sequence[str]) -> None:
+        problems.extend(line for line in lines if line not in problems)
+
+    topology = None
+    try:
+        topology = load_topology(topology_path)
+    except InputError as exc:
+        add(str(exc).splitlines())
+    loaded: dict[str, Any] = {}
+    for name in scenario_paths:
+        if name in loaded:
+            continue
+        try:
+            loaded[name] = load_scenario(name)
+        except InputError as exc:
+            add(str(exc).splitlines())
+            loaded[name] = None
+            continue
+        if topology is not None:
+            add(check_pair(loaded[name], topology, Source.of(loaded[name], Path(name))))
+    if problems:
+        raise SpecError(problems)
+    return topology, [loaded[name] for name in scenario_paths]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """One or several scenarios on one topology (several: one reused cluster, through ``run_scenarios``);
+    ``--count N`` runs the list N times. Exit 0 when every verdict is valid, 1 if any is invalid, 3 if one
+    is unknown (and none invalid)."""
+    from harness.checkers.base import merge_valid
+    from harness.report.console import console, result_table
+    from harness.runner import RunOutcome, run_scenarios
+
+    if args.count < 1:
+        raise InputError(f"run: --count: expected at least 1, got {args.count}")
+    topology, scenarios = _load_run_inputs(args.topology, args.scenarios)  # every problem, before anything
+    scenarios = list(scenarios) * args.count
+
+    def show(outcome: RunOutcome) -> None:
+        title = f"{_scenario_name(outcome)} on {topology.name} — run {outcome.run_id}"
+        if outcome.reused:
+            title += f" (cluster {outcome.cluster_id or '?'} reused)"
+        console.print(result_table(title, outcome.result))
+        if outcome.replaced:
+            console.print(f"[yellow]cluster replaced before this scenario: {outcome.replaced}[/yellow]")
+        console.print(
+            f"report: {outcome.report_dir}/ (result.json, history.jsonl, events.jsonl, samples.jsonl, "
+            "harness.log, logs/)"
+        )
+
+    kwargs = {"runtime": _runtime(), "reports": Path(args.reports), "keep": args.keep, "seed": args.seed}
+    if args.json:
+        from harness.matrix import outcome_doc, verdict_word
+        from harness.report.jsonout import logs_on_stderr, print_json
+
+        with logs_on_stderr():
+            outcomes = run_scenarios(topology, scenarios, **kwargs)
+            valid = merge_valid(o.result.valid for o in outcomes)
+            print_json({"topology": topology.name, "count": args.count, "valid": valid,
+                        "verdict": verdict_word(valid), "runs": [outcome_doc(o) for o in outcomes]})  # fmt: skip
+        return _exit_for(valid)
+    outcomes = run_scenarios(topology, scenarios, on_outcome=show, **kwargs)
+    if len(outcomes) > 1:
+        from rich.table import Table
+
+        table = Table(title=f"{len(outcomes)} runs on {topology.name}", title_justify="left")
+        for column in ("scenario", "run", "verdict", "cluster"):
+            table.add_column(column)
+        for o in outcomes:
+            verdict = {True: "[green]valid[/green]", False: "[red]INVALID[/red]"}.get(
+                o.result.valid,  # type: ignore[arg-type]
+                "[yellow]unknown[/yellow]",
+            )
+            cluster = ("reused " if o.reused else "new ") + (o.cluster_id or o.run_id)
+            if o.replaced:
+                cluster += f" (replaced: {o.replaced})"
+            table.add_row(_scenario_name(o), o.run_id, verdict, cluster)
+        console.print(table)
+    return _exit_for(merge_valid(o.result.valid for o in outcomes))
+
+
+def _scenario_name(outcome: Any) -> str:
+    """The scenario a run directory holds (its scenario.json)."""
+    import json
+
+    try:
+        return str(json.loads((Path(outcome.report_dir) / "scenario.json").read_text()).get("name", "?"))
+    except (OSError, ValueError, AttributeError):
+        return "?"
+
+
+# -- matrix, nightly, trends -------------------------------------------------------------------------------
+def _print_plan(plan: Any, *, dry_run: bool) -> None:
+    from rich.markup import escape
+
+    from harness.report.console import console
+
+    verb = "would run" if dry_run else "runs"
+    for path, topology, pairs in plan.by_topology():
+        names = ", ".join(p.scenario.name for p in pairs)
+        console.print(
+            f"{verb} on [bold]{escape(topology.name)}[/bold] ({escape(str(path))}): {escape(names)}"
+        )
+    for s in plan.skipped:
+        console.print(f"[dim]skipped {escape(s.scenario)} on {escape(s.topology)}: {escape(s.reason)}[/dim]")
+    if not plan.pairs:
+        console.print("[yellow]no (topology, scenario) pair fits: nothing to run[/yellow]")
+
+
+def _matrix(plan: Any, *, reports: Path, prefix: str, count: int, seed: int, keep: bool,
+            meta: dict[str, Any]) -> Any:  # fmt: skip
+    from harness.matrix import matrix_dir, run_matrix
+    from harness.report.compare import rich_table
+    from harness.report.console import console
+
+    def progress(outcome: Any) -> None:
+        verdict = {True: "valid", False: "INVALID"}.get(outcome.result.valid, "unknown")
+        reuse = f", cluster {outcome.cluster_id} reused" if outcome.reused else ""
+        log.info(f"{_scenario_name(outcome)}: {verdict} (run {outcome.run_id}{reuse})")
+
+    directory = matrix_dir(reports, prefix)
+    done = run_matrix(plan, runtime=_runtime(), directory=directory, count=count, keep=keep, seed=seed,
+                      on_outcome=progress, meta=meta)  # fmt: skip
+    if done.comparison is not None:
+        console.print(rich_table(done.comparison))
+    console.print(f"matrix: {directory}/ (matrix.html, matrix.md, matrix.json, junit.xml)")
+    return done
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    """Every fitting (topology, scenario) pair; each topology's scenarios on one reused cluster."""
+    from harness.matrix import expand, plan_matrix
+
+    if args.count < 1:
+        raise InputError(f"matrix: --count: expected at least 1, got {args.count}")
+    plan = plan_matrix([(expand(args.topologies), expand(args.scenarios))])
+    _print_plan(plan, dry_run=args.dry_run)
+    if args.dry_run or not plan.pairs:
+        return EXIT_OK
+    done = _matrix(plan, reports=Path(args.reports), prefix="matrix", count=args.count, seed=args.seed,
+                   keep=args.keep, meta={})  # fmt: skip
+    return _exit_for(done.valid)
+
+
+def _nightly_plan(path: Path) -> tuple[Any, Any]:
+    from harness.matrix import expand, plan_matrix
+    from harness.model.nightly import load_nightly
+
+    spec = load_nightly(path)
+    base = path.parent
+    groups = []
+    if spec.topologies:
+        groups.append((expand(spec.topologies, base), expand(spec.scenarios, base)))
+    groups += [(expand([p.topology], base), expand(p.scenarios, base)) for p in spec.pairs]
+    return spec, plan_matrix(groups)
+
+
+def _trends_exit(trends: Any, *verdicts: object) -> int:
+    if trends.failed or False in verdicts:
+        return EXIT_INVALID
+    if trends.unknown or any(v != True for v in verdicts):  # noqa: E712 - True, False or "unknown"
+        return EXIT_UNKNOWN
+    return EXIT_OK
+
+
+def _write_trends(root: Path, history: int, thresholds: Any, output: Path | None = None) -> Any:
+    from harness.report.console import console
+    from harness.report.trends import build_trends, load_history, write_trends
+
+    trends = build_trends(load_history(root)[-history:], thresholds)
+    paths = write_trends(trends, output or root)
+    for r in trends.regressions:
+        console.print(f"[red]regression[/red] {r.message}", markup=True)
+    for topology, scenario in trends.invalid:
+        console.print(f"[red]invalid[/red] {scenario} on {topology}")
+    for topology, scenario in trends.missing:
+        console.print(f"[yellow]not run in the latest nightly[/yellow]: {scenario} on {topology}")
+    console.print(f"trends: {', '.join(str(p) for p in paths)} "
+                  f"({len(trends.nightlies)} nightlies, {len(trends.regressions)} regression(s))")  # fmt: skip
+    return trends
+
+
+def cmd_nightly(args: argparse.Namespace) -> int:
+    """The matrix a nightly file lists, then trends and regressions over the stored nightlies."""
+    from harness.report.trends import prune_history
+
+    path = Path(args.file)
+    spec, plan = _nightly_plan(path)
+    reports = Path(spec.reports) if Path(spec.reports).is_absolute() else path.parent / spec.reports
+    _print_plan(plan, dry_run=args.dry_run)
+    if args.dry_run:
+        return EXIT_OK
+    if not plan.pairs:
+        raise InputError(f"{path}: no (topology, scenario) pair fits: nothing to run")
+    done = _matrix(plan, reports=reports, prefix="nightly", count=spec.count, seed=spec.seed, keep=spec.keep,
+                   meta={"nightly": spec.name, "nightly_file": str(path)})  # fmt: skip
+    for gone in prune_history(reports, spec.history):
+        log.info(f"removed {gone} (history: {spec.history})")
+    trends = _write_trends(reports, spec.history, spec.regressions)
+    return _trends_exit(trends, done.valid)
+
+
+def cmd_trends(args: argparse.Namespace) -> int:
+    """Trends and regressions rebuilt from stored nightlies (nothing runs)."""
+    from harness.model.nightly import Regressions, load_nightly
+
+    thresholds, history = Regressions(), args.history
+    if args.nightly:
+        spec = load_nightly(Path(args.nightly))
+        thresholds, history = spec.regressions, history or spec.history
+    trends = _write_trends(Path(args.directory), history or 1000, thresholds,
+                           Path(args.output) if args.output else None)  # fmt: skip
+    if not trends.nightlies:
+        raise InputError(f"{args.directory}: no nightly in it (a nightly is a directory with a matrix.json)")
+    latest = trends.latest
+    return _trends_exit(trends, latest.valid)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -407,12 +645,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_images_build)
     p.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
     p.add_argument("--via", choices=["auto", "mmdebstrap", "dockerfile"], default="auto")
-    p = add("run", cmd_run, "run a scenario on a topology's cluster and check the results")
+    p = add("run", cmd_run, "run scenarios on a topology's cluster (several: one reused cluster) and check "
+                            "the results")  # fmt: skip
     p.add_argument("topology", metavar="TOPOLOGY")
-    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    p.add_argument("--count", type=int, default=1, metavar="N", help="run the list of scenarios N times")
+    p.add_argument("--json", action="store_true", help="machine-readable: a summary of every run on stdout")
     p.add_argument("--reports", default="reports", metavar="DIR", help="where reports/<run-id>/ goes")
     p.add_argument("--keep", action="store_true", help="leave the cluster up afterwards")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (replayable)")
+    p = add("matrix", cmd_matrix, "run every (topology, scenario) pair that fits and compare them")
+    p.add_argument("topologies", nargs="+", metavar="TOPOLOGY")
+    p.add_argument("--scenarios", nargs="+", required=True, metavar="SCENARIO",
+                   help="scenario files, directories of them, or globs")  # fmt: skip
+    p.add_argument("--count", type=int, default=1, metavar="N", help="runs of each pair")
+    p.add_argument("--dry-run", action="store_true", help="list the pairs (and those skipped); start nothing")
+    p.add_argument("--reports", default="reports", metavar="DIR", help="where reports/matrix-<time>/ goes")
+    p.add_argument("--keep", action="store_true", help="leave the clusters up afterwards")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (replayable)")
+    p = add(
+        "nightly", cmd_nightly, "run a nightly file's matrix, then trends and regressions over its history"
+    )
+    p.add_argument("file", metavar="NIGHTLY_YAML")
+    p.add_argument("--dry-run", action="store_true", help="list the pairs (and those skipped); start nothing")
+    p = add("trends", cmd_trends, "rebuild trends.html, trends.json and regressions.md from stored nightlies")
+    p.add_argument("directory", metavar="DIR", help="the directory of nightlies (a nightly file's reports)")
+    p.add_argument("--nightly", metavar="NIGHTLY_YAML", help="take the thresholds and history from this file")
+    p.add_argument("--history", type=int, default=0, metavar="N", help="only the N latest nightlies")
+    p.add_argument("-o", "--output", metavar="DIR", help="write there instead of DIR")
     p = add("check", cmd_check, "re-run the checkers on a stored run directory (no cluster)")
     p.add_argument("report", metavar="RUN", help="report directory or run id (reports/<run-id>)")
     p.add_argument("--json", action="store_true", help="machine-readable: the result as JSON on stdout")

@@ -19,8 +19,9 @@ a node the topology does not have…) is collected and *skipped*, the reason nam
 was asked for and not run shows up. A scenario that does not load, or is wrong by itself, is a collection
 error (``FILE:LINE: field: message``).
 
-A scenario test runs ``harness.runner.run_scenario`` on its own cluster and passes when the verdict is
-valid, the scenario's guarantees (``expect:``) included. A failure names each breached bound (which check,
+A scenario test runs its scenario (``harness.runner.run_on``) on the session's cluster of its topology,
+reused across scenarios and tests (healed, checked healthy and replaced if it does not come back, its
+tables or queues reset by the workload), and passes when the verdict is valid, the scenario's guarantees (``expect:``) included. A failure names each breached bound (which check,
 figure, bound, value), each invalid check with its notes and first lost/unexpected ids, and the run
 directory. The figures go to ``item.user_properties`` (so ``--junitxml`` carries them).
 
@@ -36,7 +37,7 @@ directory. The figures go to ``item.user_properties`` (so ``--junitxml`` carries
 * ``nemesis``: a ``Nemesis`` on that cluster with a fresh events file per test, healed (and waited for) in
   teardown;
 * ``run_scenario``: ``run_scenario(scenario, topology=None, seed=None, check=True) -> RunOutcome`` runs a
-  scenario (a ``Scenario``, a path, or a name under ``scenarios/``) on its own cluster; with ``check`` an
+  scenario (a ``Scenario``, a path, or a name under ``scenarios/``) on the pool's cluster; with ``check`` an
   invalid or unknown verdict fails the test with the same message as a scenario test.
 
 **Clusters are removed** when their test is done (a pooled one at session end), and always on Ctrl-C (or
@@ -45,7 +46,8 @@ failed mid-run) and when a nemesis cannot heal: nothing is left. ``--harness-kee
 ``on-failure`` the cluster of a test that failed (its run's verdict or an assertion), ``always`` every
 cluster of a test that did not error; kept runs are handed over (the reaper leaves them) and listed at the
 end of the session (``harness down RUN`` removes one). A pooled cluster whose test failed or errored, or
-whose nemesis could not heal, is never lent to another test.
+whose nemesis could not heal, is never lent to another test; one whose scenario's verdict was invalid is,
+unless it is kept.
 """
 
 from __future__ import annotations
@@ -89,7 +91,6 @@ MAX_ELEMENTS = 5  # lost/unexpected id ranges shown per figure in a failure mess
 
 STATE = pytest.StashKey["HarnessState"]()
 PHASES = pytest.StashKey[dict[str, pytest.TestReport]]()  # an item's reports by phase (setup, call…)
-PENDING = pytest.StashKey[list[tuple[str, "Runtime"]]]()  # an item's finished runs awaiting keep-or-remove
 
 
 # ------------------------------------------------------------------------------------------ options
@@ -146,16 +147,6 @@ def pytest_runtest_makereport(
     report = yield
     item.stash.setdefault(PHASES, {})[report.when] = report
     return report
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
-    try:
-        return (yield)
-    finally:
-        state = item.config.stash.get(STATE, None)
-        if state is not None:
-            state.settle(item)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -238,36 +229,31 @@ class HarnessState:
         return load_scenario(path), path
 
     # -- runs -------------------------------------------------------------------------------------
-    def run(self, item: pytest.Item, topology: TopologyBase, scenario: Scenario, runtime: Runtime, *,
+    def run(self, item: pytest.Item, topology: TopologyBase, scenario: Scenario, pool: ClusterPool, *,
             seed: int | None = None, path: Path | None = None) -> RunOutcome:  # fmt: skip
-        """Run ``scenario`` on a cluster of its own; its figures go to the item's properties. With
-        ``--harness-keep`` other than never the finished run waits for the test's outcome (``settle``)."""
-        from harness.plan import validate_pair
-        from harness.runner import run_scenario
+        """Run ``scenario`` on the pool's cluster of ``topology`` (healed and checked healthy if an earlier
+        test used it, replaced if it does not come back); its figures go to the item's properties. After
+        an invalid verdict the cluster goes back to the pool unless ``--harness-keep`` keeps it; after an
+        error in the run it is removed."""
+        from harness.plan import validate_pair, workload_spec
+        from harness.reuse import Lease
+        from harness.runner import RunLog, run_on
 
         validate_pair(scenario, topology, path)
-        keep = self.keep != "never"
-        before = _own_runs(runtime) if keep else set()
+        spec = workload_spec(scenario, topology)
+        cluster = pool.acquire(topology)
+        lease = Lease(cluster.run, cluster.tests, reused=cluster.tests > 1, replaced=cluster.replaced)
+        outcome_of_run: Outcome = "error"
         try:
-            outcome = run_scenario(topology, scenario, runtime=runtime, reports=self.reports, keep=keep,
-                                   seed=self.seed if seed is None else seed)  # fmt: skip
-        except BaseException:
-            for run_id in sorted(_own_runs(runtime) - before):  # kept by the runner, but it never finished
-                self.remove(run_id, runtime)
-            raise
-        if keep:
-            self.live[outcome.run_id] = runtime
-            item.stash.setdefault(PENDING, []).append((outcome.run_id, runtime))
+            with RunLog() as run_log:
+                outcome = run_on(lease, topology, scenario, spec, runtime=pool.runtime, reports=self.reports,
+                                 seed=self.seed if seed is None else seed, run_log=run_log)  # fmt: skip
+            outcome_of_run = "passed" if outcome.result.valid is True else "failed"
+        finally:
+            why = f"{item.nodeid} {outcome_of_run}"
+            pool.release(cluster, outcome_of_run, why=why, reusable=outcome_of_run != "error")
         item.user_properties.extend(result_properties(outcome))
         return outcome
-
-    def settle(self, item: pytest.Item) -> None:
-        """After an item's teardown: keep or remove the runs it finished, per its outcome."""
-        pending = item.stash.get(PENDING, [])
-        outcome = self.outcome(item)
-        while pending:
-            run_id, runtime = pending.pop(0)
-            self.dispose(run_id, runtime, keep=_keep(self.keep, outcome), why=f"{item.nodeid} {outcome}")
 
     def outcome(self, item: pytest.Item) -> Outcome:
         """How the item has ended so far (in its teardown: setup and call are known)."""
@@ -316,14 +302,6 @@ class HarnessState:
             raise errors[0]
 
 
-def _own_runs(runtime: Runtime) -> set[str]:
-    """Ids of the runs this process started (the owner label), to find one a failed run left."""
-    from harness.runtime import labels as L
-
-    token = L.owner_token()
-    return {r.labels[L.RUN_ID] for r in runtime.networks() if r.labels.get(L.OWNER) == token}
-
-
 # ------------------------------------------------------------------------------------------ clusters
 @dataclass
 class HarnessCluster:
@@ -336,6 +314,7 @@ class HarnessCluster:
     fresh: bool = False  # for one test only
     tests: int = 0  # how many tests it has been lent to
     broken: bool = False  # e.g. its nemesis could not heal: never lent again
+    replaced: str | None = None  # why the pool's previous cluster of this topology was replaced
 
     @property
     def id(self) -> str:
@@ -345,9 +324,10 @@ class HarnessCluster:
 class ClusterPool:
     """Running clusters by topology, one idle cluster per topology, lent to one test at a time.
 
-    Reuse across tests happens in ``acquire``: that is where a health check and a reset of the workload's
-    tables between tests will go (a cluster failing them retired and replaced). Today a cluster is lent
-    again only after a test that passed with it, and as it was left.
+    Reuse across tests happens in ``acquire``: an idle cluster is healed and checked healthy before it is
+    lent again (one that does not come back is replaced); a scenario's workload resets its own tables or
+    queues. A cluster is lent again after a test that passed with it, or after a scenario whose verdict
+    was invalid when nobody keeps it.
     """
 
     def __init__(self, runtime: Runtime, state: HarnessState) -> None:
@@ -363,7 +343,23 @@ class ClusterPool:
         return topology.model_dump_json()
 
     def acquire(self, topology: TopologyBase, *, fresh: bool = False) -> HarnessCluster:
+        """A cluster of ``topology``: the idle one, healed and checked healthy first (one that does not come
+        back within ``timeouts.heal`` is removed and replaced, ``replaced`` saying why), else a new one."""
         cluster = None if fresh else self.idle.pop(self.key(topology), None)
+        replaced: str | None = None
+        if cluster is not None:
+            from harness.reuse import restore
+
+            try:
+                restore(cluster.run, self.runtime)
+            except Exception as exc:
+                replaced = (
+                    f"not healthy within {topology.timeouts.heal:g}s after healing: {type(exc).__name__}"
+                )
+                log.warning(f"cluster {cluster.id} replaced: {replaced}: {exc}")
+                cluster.broken = True
+                self.state.dispose(cluster.id, self.runtime, keep=False, why="not healthy after healing")
+                cluster = None
         if cluster is None:
             from harness.lifecycle import system_for, up
 
@@ -371,18 +367,22 @@ class ClusterPool:
             self.state.live[run.id] = self.runtime
             self.started += 1
             cluster = HarnessCluster(run, topology, self.runtime, system_for(run, self.runtime), fresh=fresh)
+        cluster.replaced = replaced
         cluster.tests += 1
         self.busy[cluster.id] = cluster
         return cluster
 
-    def release(self, cluster: HarnessCluster, outcome: Outcome, why: str) -> None:
-        """Back to the pool after a passed test; else kept or removed (``--harness-keep``)."""
+    def release(self, cluster: HarnessCluster, outcome: Outcome, why: str, *, reusable: bool = False) -> None:
+        """Back to the pool after a passed test (or, ``reusable``, a failed scenario whose cluster nobody
+        asked to keep: an invalid verdict is a finding about the system, not a broken cluster); else kept
+        or removed (``--harness-keep``)."""
         self.busy.pop(cluster.id, None)
         key = self.key(cluster.topology)
-        if outcome == "passed" and not cluster.broken and not cluster.fresh and key not in self.idle:
+        keep = _keep(self.state.keep, outcome) and not cluster.broken
+        back = outcome == "passed" or (reusable and outcome == "failed" and not keep)
+        if back and not cluster.broken and not cluster.fresh and key not in self.idle:
             self.idle[key] = cluster
             return
-        keep = _keep(self.state.keep, outcome) and not cluster.broken
         self.state.dispose(cluster.id, self.runtime, keep=keep, why=why)
 
     def close(self) -> None:
@@ -486,7 +486,7 @@ def nemesis(harness_cluster: HarnessCluster, tmp_path: Path) -> Iterator[Nemesis
 
 
 class ScenarioRunner:
-    """The ``run_scenario`` fixture's value: runs a scenario on its own cluster of the test's topology."""
+    """The ``run_scenario`` fixture's value: runs a scenario on the session's cluster of a topology."""
 
     def __init__(self, request: pytest.FixtureRequest, runtime: Runtime) -> None:
         self.request = request
@@ -505,7 +505,8 @@ class ScenarioRunner:
         elif isinstance(topology, str | Path):
             topology = state.topology(topology)
         assert not isinstance(topology, str | Path)
-        outcome = state.run(self.request.node, topology, scenario, self.runtime, seed=seed, path=path)
+        pool: ClusterPool = self.request.getfixturevalue("harness_clusters")
+        outcome = state.run(self.request.node, topology, scenario, pool, seed=seed, path=path)
         if check and outcome.result.valid is not True:
             pytest.fail(failure_message(topology.name, scenario.name, outcome), pytrace=False)
         return outcome
@@ -579,7 +580,7 @@ class TopologyNode(pytest.Collector):
         return [item]
 
 
-def _scenario_test(harness_runtime: Runtime) -> None:
+def _scenario_test(harness_runtime: Runtime, harness_clusters: ClusterPool) -> None:
     """What a ``ScenarioItem`` asks of the fixtures (its ``runtest`` does the work)."""
 
 
@@ -594,8 +595,8 @@ class ScenarioItem(pytest.Function):
 
     def runtest(self) -> None:
         state = self.config.stash[STATE]
-        runtime: Runtime = self.funcargs["harness_runtime"]  # type: ignore[assignment]
-        outcome = state.run(self, self.topology, self.scenario, runtime, path=self.path)
+        pool: ClusterPool = self.funcargs["harness_clusters"]  # type: ignore[assignment]
+        outcome = state.run(self, self.topology, self.scenario, pool, path=self.path)
         if outcome.result.valid is not True:
             raise ScenarioFailed(failure_message(self.topology.name, self.scenario.name, outcome))
 

@@ -14,6 +14,7 @@ import logging
 import logging.handlers
 import random
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from harness.checkers.base import CheckContext, Result, compose
 from harness.checkers.guarantees import check_guarantees, resolve_bounds
 from harness.errors import InputError
 from harness.faults.nemesis import Nemesis
-from harness.lifecycle import down, run_clock, system_for, up
+from harness.lifecycle import run_clock, system_for
+from harness.model.clock import RunClock
 from harness.model.faults import StepBase, WaitStep
 from harness.model.history import Event, EventWriter, HistoryWriter, SampleWriter
 from harness.model.scenario import Scenario, WorkloadSpec
@@ -33,9 +35,8 @@ from harness.model.topology import TopologyBase
 from harness.plan import checker_names, validate_pair, workload_spec
 from harness.probes import probes_for
 from harness.report.html import write_report
+from harness.reuse import Lease, ReusedCluster
 from harness.runtime.base import Runtime
-from harness.runtime.run import Run
-from harness.runtime.signals import no_interrupts
 from harness.stored_run import load_stored_run
 from harness.systems.base import ClusterSystem
 from harness.systems.registry import topology_adapter
@@ -43,14 +44,17 @@ from harness.workloads import workload_class
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunOutcome", "apply_step", "check_report", "run_scenario"]
+__all__ = ["RunOutcome", "apply_step", "check_report", "run_on", "run_scenario", "run_scenarios"]
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    run_id: str
+    run_id: str  # the report's id (its directory name under reports/)
     report_dir: Path
     result: Result
+    cluster_id: str = ""  # the cluster it ran on (== run_id unless the cluster was reused)
+    reused: bool = False  # ran on a cluster an earlier scenario had used (healed, checked, reset)
+    replaced: str | None = None  # why the cluster was replaced before this scenario, if it was
 
 
 def apply_step(nemesis: Nemesis, step: StepBase, stop: threading.Event) -> None:
@@ -109,31 +113,72 @@ def run_scenario(
     keep: bool = False,
     seed: int = 0,
 ) -> RunOutcome:
-    validate_pair(scenario, topology)
-    spec = workload_spec(scenario, topology)
-    with RunLog() as run_log:
-        log.info(f"{scenario.name} on {topology.name}, seed {seed}")
-        run = up(topology, runtime, hand_over=keep)
-        out = reports / run.id
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            run_log.keep_in(out / "harness.log")
-            result = _run(run, topology, scenario, spec, runtime, out, seed)
-        finally:
-            if not keep:
-                with no_interrupts():  # a second Ctrl-C must not leave half a cluster behind
-                    down(run.id, runtime)
-                log.info(f"run {run.id} removed")
-    return RunOutcome(run.id, out, result)
+    """One scenario on a cluster of its own (removed at the end unless ``keep``)."""
+    return run_scenarios(topology, [scenario], runtime=runtime, reports=reports, keep=keep, seed=seed)[0]
 
 
-def _run(run: Run, topology: TopologyBase, scenario: Scenario, spec: WorkloadSpec, runtime: Runtime, out: Path,
-         seed: int) -> Result:  # fmt: skip
+def run_scenarios(
+    topology: TopologyBase,
+    scenarios: Sequence[Scenario],
+    *,
+    runtime: Runtime,
+    reports: Path = Path("reports"),
+    keep: bool = False,
+    seed: int = 0,
+    on_outcome: Callable[[RunOutcome], None] | None = None,
+) -> list[RunOutcome]:
+    """Several scenarios on one topology, in order, on one reused cluster: between scenarios it is healed
+    and checked healthy and the next workload resets its tables or queues; a cluster that does not come
+    back in time is replaced (see ``harness.reuse``). Every pair is validated before anything starts.
+    ``on_outcome`` is called after each scenario; ``keep`` hands the last cluster over instead of removing
+    it. Each scenario has its own run directory: ``reports/<cluster id>``, then ``<cluster id>-2``…"""
+    specs = []
+    for scenario in scenarios:
+        validate_pair(scenario, topology)
+        specs.append(workload_spec(scenario, topology))
+    cluster = ReusedCluster(topology, runtime, hand_over=keep)
+    outcomes: list[RunOutcome] = []
+    try:
+        for scenario, spec in zip(scenarios, specs, strict=True):
+            with RunLog() as run_log:
+                log.info(f"{scenario.name} on {topology.name}, seed {seed}")
+                lease = cluster.acquire()
+                outcome = run_on(lease, topology, scenario, spec, runtime=runtime, reports=reports, seed=seed,
+                                 run_log=run_log)  # fmt: skip
+            outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+    finally:
+        cluster.close()
+    return outcomes
+
+
+def run_on(lease: Lease, topology: TopologyBase, scenario: Scenario, spec: WorkloadSpec, *, runtime: Runtime,
+           reports: Path, seed: int, run_log: RunLog | None = None) -> RunOutcome:  # fmt: skip
+    """``scenario`` on the running cluster ``lease`` names (nothing brought up or removed here)."""
+    out = reports / lease.report_id
+    out.mkdir(parents=True, exist_ok=True)
+    if run_log is not None:
+        run_log.keep_in(out / "harness.log")
+    if lease.replaced:
+        log.warning(f"the cluster was replaced before this scenario ({lease.replaced})")
+    result = _run(lease, topology, scenario, spec, runtime, out, seed)
+    return RunOutcome(lease.report_id, out, result, cluster_id=lease.run.id, reused=lease.reused,
+                      replaced=lease.replaced)  # fmt: skip
+
+
+def _run(lease: Lease, topology: TopologyBase, scenario: Scenario, spec: WorkloadSpec, runtime: Runtime,
+         out: Path, seed: int) -> Result:  # fmt: skip
+    run = lease.run
     (out / "topology.json").write_text(topology.model_dump_json(indent=2))
     (out / "scenario.json").write_text(scenario.model_dump_json(indent=2))
-    (out / "meta.json").write_text(json.dumps({"run_id": run.id, "seed": seed, "subnet": run.subnet}))
+    meta = {"run_id": lease.report_id, "cluster_id": run.id, "seed": seed, "subnet": run.subnet,
+            "image": run.image, "scenario_on_cluster": lease.index, "reused": lease.reused,
+            "replaced": lease.replaced}  # fmt: skip
+    (out / "meta.json").write_text(json.dumps(meta))
     system = system_for(run, runtime)
-    clock = run_clock(run)
+    # the first scenario keeps the cluster's clock (its bring-up at 0); a later one starts its own
+    clock = RunClock() if lease.reused else run_clock(run)
     rng = random.Random(seed)
     workload = workload_class(spec.type)(system, spec, rng)
     workload.setup()
@@ -208,6 +253,7 @@ def check_report(out: Path, *, write: bool = True) -> Result:
     bounds = resolve_bounds(topology.expect, scenario.expect, system=system, topology=topology.name)
     result = check_guarantees(result, bounds)  # the scenario's (and topology's) `expect:`, a child
     result = with_harness_actions(result, stored.events)
+    result = with_replacement(result, out)
     if write:
         (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     return result
@@ -232,6 +278,22 @@ def with_harness_actions(result: Result, events: tuple[Event, ...]) -> Result:
              f"{ev.start / 1e9:.1f}s" for ev in actions]  # fmt: skip
     details = {**result.details, "harness_actions": [ev.to_dict() for ev in actions]}
     return dataclasses.replace(result, notes=(*result.notes, *notes), details=details)
+
+
+def with_replacement(result: Result, out: Path) -> Result:
+    """Say in the result when the scenario ran on a replacement cluster (the one before it did not come
+    back healthy after the previous scenario)."""
+    try:
+        meta = json.loads((out / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return result
+    reason = meta.get("replaced") if isinstance(meta, dict) else None
+    if not reason:
+        return result
+    note = f"the harness replaced the cluster before this scenario: {reason}"
+    return dataclasses.replace(
+        result, notes=(*result.notes, note), details={**result.details, "replaced": reason}
+    )
 
 
 def _target(ev: Event) -> str:

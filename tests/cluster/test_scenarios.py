@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from harness.model.history import read_events
 from harness.model.scenario import load_scenario
+from harness.paths import harness_home
 from harness.runner import check_report, run_scenario
 from harness.specs import load_topology
 
 ROOT = Path(__file__).resolve().parents[2]
+pytest_plugins = ["pytester"]
+HARNESS_HOME = harness_home()  # read before pytester points HOME elsewhere
 
 # What each scenario implies for its loss checker (set / queue): True = no acknowledged write or confirmed
 # message may be lost, and the run's verdict must say so. Galera replicates synchronously (a commit is
@@ -22,30 +26,67 @@ ROOT = Path(__file__).resolve().parents[2]
 IMPLIED_LOSS_VERDICT = {
     ("galera-3", "partition-isolate-primary"): True,
     ("galera-3", "kill-primary"): True,
+    ("galera-3", "pause-node"): True,
     ("rabbitmq-3", "partition-isolate-primary"): True,
     ("rabbitmq-3", "kill-primary"): True,
     ("mmm-2", "kill-writer"): None,
 }
 
 
-@pytest.mark.parametrize(
-    ("topology", "scenario"),
-    [
-        ("galera-3", "partition-isolate-primary"),
-        ("galera-3", "kill-primary"),
-        ("rabbitmq-3", "partition-isolate-primary"),
-        ("rabbitmq-3", "kill-primary"),
-        ("mmm-2", "kill-writer"),
-    ],
-)
-def test_scenario_run_and_recheck(runtime, tmp_path: Path, topology: str, scenario: str) -> None:  # type: ignore[no-untyped-def]
+def test_scenario_run_and_recheck(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``harness run``'s path: one scenario on a cluster of its own, removed at the end."""
     outcome = run_scenario(
-        load_topology(ROOT / "topologies" / f"{topology}.yaml"),
-        load_scenario(ROOT / "scenarios" / f"{scenario}.yaml"),
+        load_topology(ROOT / "topologies" / "mmm-2.yaml"),
+        load_scenario(ROOT / "scenarios" / "kill-writer.yaml"),
         runtime=runtime,
         reports=tmp_path,
     )
-    out = outcome.report_dir
+    assert not outcome.reused and outcome.cluster_id == outcome.run_id
+    assert_scenario_run(runtime, outcome.report_dir, "mmm-2", "kill-writer")
+
+
+# The pytest plugin on real clusters: scenario files collected per topology, one cluster per topology for
+# the whole session (healed, checked healthy and reset between scenarios), every cluster removed after.
+SESSION = {
+    "galera-3": ["partition-isolate-primary", "kill-primary", "pause-node"],
+    "rabbitmq-3": ["partition-isolate-primary", "kill-primary"],
+}
+
+
+def test_a_pytest_session_runs_scenarios_on_one_reused_cluster_per_topology(  # type: ignore[no-untyped-def]
+    runtime, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_HOME", str(HARNESS_HOME))  # pytester moves HOME; the tools stay put
+    (pytester.path / "scenarios").mkdir()
+    for name in {s for names in SESSION.values() for s in names}:
+        shutil.copy(ROOT / "scenarios" / f"{name}.yaml", pytester.path / "scenarios")
+    ids = [f"scenarios/{s}.yaml::{t}::{s}" for t, names in SESSION.items() for s in names]
+    topologies = [a for t in SESSION for a in ("--harness-topology", str(ROOT / "topologies" / f"{t}.yaml"))]
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q", *topologies, "--harness-reports",
+                                          str(pytester.path / "reports"), *ids)  # fmt: skip
+    result.assert_outcomes(passed=len(ids))
+    runs: dict[str, list[tuple[dict, Path]]] = {}  # type: ignore[type-arg]
+    for out in sorted((pytester.path / "reports").iterdir()):
+        meta = json.loads((out / "meta.json").read_text())
+        topology = json.loads((out / "topology.json").read_text())["name"]
+        runs.setdefault(topology, []).append((meta, out))
+    for topology, names in SESSION.items():
+        metas = sorted(runs[topology], key=lambda m: m[0]["scenario_on_cluster"])
+        assert len({m["cluster_id"] for m, _ in metas}) == 1, metas  # one cluster for all its scenarios
+        assert [m["reused"] for m, _ in metas] == [False] + [True] * (len(names) - 1)
+        assert all(m["replaced"] is None for m, _ in metas)
+        for meta, out in metas:
+            scenario = json.loads((out / "scenario.json").read_text())["name"]
+            assert_scenario_run(runtime, out, topology, scenario, cluster_id=meta["cluster_id"])
+        # a reused cluster's scenario starts from a reset workload: its history is its own
+        later = metas[-1][1]
+        first_ops = [json.loads(line) for line in (later / "history.jsonl").open()][:50]
+        assert min(op["time"] for op in first_ops) < 10e9
+
+
+def assert_scenario_run(runtime, out: Path, topology: str, scenario: str, *,  # type: ignore[no-untyped-def]
+                        cluster_id: str | None = None) -> None:  # fmt: skip
+    """What a finished run directory must hold and say, per what the scenario implies for the design."""
     for name in ("history.jsonl", "events.jsonl", "result.json", "scenario.json", "topology.json"):
         assert (out / name).is_file(), name
     nodes = json.loads((out / "topology.json").read_text())["nodes"]
@@ -78,15 +119,15 @@ def test_scenario_run_and_recheck(runtime, tmp_path: Path, topology: str, scenar
     assert "harness_actions" not in stored.get("details", {}), stored["details"]["harness_actions"]
     # The stored run, re-checked without any cluster, gives exactly the same figures.
     assert check_report(out, write=False).to_dict() == stored
-    assert runtime.containers(outcome.run_id) == []
+    assert runtime.containers(cluster_id or out.name) == []  # removed (the session's: at its end)
     _assert_probes(out, topology, scenario, children)
     _assert_edn_export(out)
 
 
 def _fault_steps(scenario: str) -> list[dict]:  # type: ignore[type-arg]
-    """The scenario file's fault steps (not wait, heal or start), in order: each opens one event."""
+    """The scenario file's fault steps (not wait, heal, start or resume), in order: each opens one event."""
     doc = load_scenario(ROOT / "scenarios" / f"{scenario}.yaml").model_dump(mode="json", exclude_none=True)
-    return [step for step in doc["steps"] if next(iter(step)) not in ("wait", "heal", "start")]
+    return [step for step in doc["steps"] if next(iter(step)) not in ("wait", "heal", "start", "resume")]
 
 
 def _assert_probes(out: Path, topology: str, scenario: str, children: dict) -> None:  # type: ignore[type-arg]

@@ -29,6 +29,7 @@ from harness.workloads import WORKLOADS, WorkloadInfo
 from harness.workloads.base import Workload
 
 LOST: set[int] = set()  # ids the fake's final read leaves out (a test sets it)
+SICK: set[str] = set()  # run ids whose nodes report unhealthy (a test sets it)
 
 
 class FakeTopology(TopologyBase):
@@ -53,7 +54,8 @@ class FakeCluster(ClusterSystem):
 
     def node_status(self, node: Node) -> NodeStatus:
         state = self.container_state(node)
-        return NodeStatus(node.name, "member", node.ip, state, state == "running", self.uptime(node))
+        healthy = state == "running" and self.run.id not in SICK
+        return NodeStatus(node.name, "member", node.ip, state, healthy, self.uptime(node))
 
     def after_heal(self) -> None:
         """Like an operator's recovery, recorded as the harness's own action."""
@@ -103,13 +105,17 @@ def fake_system(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Non
                                                           frozenset({C.SQL}), ("set", "availability")))  # fmt: skip
     registry.topology_adapter.cache_clear()
     LOST.clear()
+    SICK.clear()
     FakeCluster.recoveries = 0
     yield
     registry.topology_adapter.cache_clear()
     LOST.clear()
+    SICK.clear()
 
 
 def fake_topology(nodes: int = 3, **kw: Any) -> FakeTopology:
     """A fake topology whose deadlines are short: a control-flow bug fails fast instead of hanging."""
     timeouts = {"startup": 5, "heal": 5, **kw.pop("timeouts", {})}
-    return FakeTopology.model_validate({"system": "fake", "name": "fake-3", "nodes": nodes, "timeouts": timeouts, **kw})
+    return FakeTopology.model_validate(
+        {"system": "fake", "name": "fake-3", "nodes": nodes, "timeouts": timeouts, **kw}
+    )

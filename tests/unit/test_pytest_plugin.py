@@ -118,7 +118,7 @@ def test_pairs_that_do_not_fit_are_skipped_with_every_problem(
     skips = "\n".join(ln for ln in result.outlines if ln.startswith("SKIPPED"))
     assert "kill-n3 does not fit topology fake-2: " in skips and "unknown node or role 'n3'" in skips
     assert skips.count("majorities_ring needs at least 4 nodes") == 2
-    assert harness.ups() == 3 and harness.left() == []
+    assert harness.ups() == 2 and harness.left() == []  # one cluster per topology, reused by its scenarios
 
 
 def test_a_test_id_selects_one_pair(pytester: pytest.Pytester, harness: FakeHarness) -> None:
@@ -437,6 +437,43 @@ def test_invalid_fails(run_scenario):
     result.stdout.fnmatch_lines(
         ["*quick on fake-3: INVALID (run fake-3-*", "*guarantee lost == 0 breached: set.lost = 1"]
     )
+    # fake-2 once; fake-3 once: an invalid verdict is a finding, not a broken cluster, so it is lent again
+    assert harness.ups() == 2 and harness.left() == []
+
+
+def test_scenarios_reuse_one_cluster_healed_between_them_and_an_unhealthy_one_is_replaced(
+    pytester: pytest.Pytester, harness: FakeHarness
+) -> None:
+    (pytester.path / "scenarios" / "pause-n2.yaml").write_text(
+        SCENARIOS["quick"].replace("name: quick", "name: pause-n2").replace("- wait: 0.05s", "- pause: n2")
+    )
+    pytester.makepyfile(
+        test_hand="""
+import pytest
+from tests.support import fake_system
+
+@pytest.mark.topology("fake-3")
+def test_sicken(harness_cluster):
+    fake_system.SICK.add(harness_cluster.id)  # it will not come back healthy for the next test
+
+@pytest.mark.topology("fake-3")
+def test_replaced(run_scenario):
+    outcome = run_scenario("quick")
+    assert outcome.replaced and "not healthy within" in outcome.replaced and not outcome.reused
+    assert any("replaced the cluster" in note for note in outcome.result.notes)
+"""
+    )
+    result = run(pytester, harness, "--harness-topology", "fake-3", "-p", "no:randomly",
+                 "scenarios/quick.yaml", "scenarios/pause-n2.yaml", "scenarios/kill-n3.yaml")  # fmt: skip
+    result.assert_outcomes(passed=3)
+    assert harness.ups() == 1
+    dirs = sorted(p.name for p in (pytester.path / "reports").iterdir())
+    (first,) = [d for d in dirs if d.count("-") == 2]
+    assert dirs == sorted([first, f"{first}-2", f"{first}-3"])
+    verbs = [c[0] for c in harness.runtime.calls]
+    assert verbs.index("unpause") > verbs.index("pause")  # healed before the next scenario
+    result = run(pytester, harness, "--harness-topology", "fake-3", "test_hand.py")
+    result.assert_outcomes(passed=2)
     assert harness.ups() == 3 and harness.left() == []
 
 

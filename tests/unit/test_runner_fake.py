@@ -12,7 +12,7 @@ import pytest
 from harness.errors import InfraError, InputError
 from harness.model.history import read_events
 from harness.model.scenario import Scenario
-from harness.runner import check_report, run_scenario
+from harness.runner import check_report, run_scenario, run_scenarios
 from harness.runtime import labels as L
 from harness.runtime.fake import FakeRuntime
 from tests.support import fake_system
@@ -155,3 +155,55 @@ def test_no_report_file_holds_the_runs_secret_or_passwords(tmp_path: Path) -> No
         if path.is_file():
             text = path.read_text(errors="replace")
             assert not [s for s in secrets if s in text], path
+
+
+# -- several scenarios on one reused cluster ---------------------------------------------------------------
+def test_scenarios_share_one_cluster_each_with_its_own_run_directory_and_clock(tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    first = scenario({"kill": "n1"}, {"wait": "0.05s"}, name="first")
+    second = scenario({"pause": "n2"}, {"wait": "0.05s"}, name="second")
+    seen: list[str] = []
+    outcomes = run_scenarios(fake_topology(), [first, second, first], runtime=runtime, reports=tmp_path,
+                             on_outcome=lambda o: seen.append(o.run_id))  # fmt: skip
+    assert len(runtime.verbs("create_network")) == 1  # one cluster brought up for three scenarios
+    cluster = outcomes[0].cluster_id
+    assert [o.run_id for o in outcomes] == [cluster, f"{cluster}-2", f"{cluster}-3"] == seen
+    assert [o.reused for o in outcomes] == [False, True, True]
+    assert all(o.cluster_id == cluster and o.replaced is None and o.result.valid is True for o in outcomes)
+    for o in outcomes:
+        meta = json.loads((o.report_dir / "meta.json").read_text())
+        assert meta["cluster_id"] == cluster and meta["run_id"] == o.run_id
+        events = read_events(o.report_dir / "events.jsonl")
+        assert [e.name for e in events if e.detail.get("by") != "harness"] == [
+            "kill" if o.run_id != f"{cluster}-2" else "pause"
+        ]
+    # a reused cluster's scenario has its own clock: its history starts near 0, not after the first one
+    second_ops = [json.loads(line) for line in (outcomes[1].report_dir / "history.jsonl").open()]
+    assert min(op["time"] for op in second_ops) < 2e9
+    # between scenarios the paused node was resumed (healed) before the next scenario began
+    verbs = [c[0] for c in runtime.calls]
+    assert verbs.index("unpause") > verbs.index("pause")
+    assert runtime.containers() == [] and runtime.networks() == []  # nothing left
+
+
+def test_a_cluster_that_does_not_come_back_healthy_is_replaced_and_the_result_says_so(tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    sc = scenario({"wait": "0.05s"})
+    outcomes = run_scenarios(fake_topology(timeouts={"heal": 1}), [sc, sc], runtime=runtime, reports=tmp_path,
+                             on_outcome=lambda o: fake_system.SICK.add(o.cluster_id))  # fmt: skip
+    assert len(runtime.verbs("create_network")) == 2
+    first, second = outcomes
+    assert second.cluster_id != first.cluster_id and second.run_id == second.cluster_id
+    assert second.replaced is not None and "not healthy within 1s" in second.replaced
+    assert not second.reused
+    assert any("replaced the cluster before this scenario" in n for n in second.result.notes)
+    assert json.loads((second.report_dir / "meta.json").read_text())["replaced"] == second.replaced
+    assert runtime.containers() == [] and runtime.networks() == []
+
+
+def test_validation_of_every_pair_comes_before_any_cluster(tmp_path: Path) -> None:
+    runtime = FakeRuntime()
+    bad = scenario({"kill": "n9"})
+    with pytest.raises(InputError):
+        run_scenarios(fake_topology(), [scenario({"wait": "0.05s"}), bad], runtime=runtime, reports=tmp_path)
+    assert runtime.calls == []

@@ -76,12 +76,25 @@ exec mariadbd --defaults-extra-file=/etc/harness/mmm.cnf --user=mysql
 
 
 
+# pt-heartbeat's own table definition (its MAGIC_create_heartbeat). Created here, on each master and out
+# of the binlog, rather than by ``pt-heartbeat --create-table``: with ``--replace`` that option TRUNCATEs the
+# table each time pt-heartbeat starts, i.e. each time the writer moves, and the TRUNCATE on the new writer
+# breaks replication of the old writer's last, not yet shipped heartbeat (error 1032 on restart).
+HEARTBEAT_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {DATABASE}.{HEARTBEAT_TABLE} ("
+    "ts varchar(26) NOT NULL, server_id int unsigned NOT NULL PRIMARY KEY,"
+    " file varchar(255) DEFAULT NULL, position bigint unsigned DEFAULT NULL,"
+    " relay_master_log_file varchar(255) DEFAULT NULL, exec_master_log_pos bigint unsigned DEFAULT NULL)"
+)
+
+
 def setup_sql(admin: str, repl: str, client: str) -> tuple[str, ...]:
-    """On each master before replication starts, kept out of the binlog: the agent's and replication's
-    accounts, and the clients' account with the run's password (last: the connection that runs these
-    authenticated with the node image's)."""
+    """On each master before replication starts, kept out of the binlog: pt-heartbeat's table, the
+    agent's and replication's accounts, and the clients' account with the run's password (last: the
+    connection that runs these authenticated with the node image's)."""
     return (
         "SET SESSION sql_log_bin = 0",
+        HEARTBEAT_DDL,
         f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'%' IDENTIFIED BY '{admin}'",
         f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%'",
         f"CREATE USER IF NOT EXISTS '{REPL_USER}'@'%' IDENTIFIED BY '{repl}'",

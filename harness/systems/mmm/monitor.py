@@ -28,7 +28,9 @@ to this script; this daemon only does the I/O around it:
   share the host clock). ``POST /set_online/<host>`` and ``/set_offline/<host>`` are mmm_control's commands.
 * **pt-heartbeat** (percona-toolkit) ``--update`` through HAProxy's writer frontend every ``interval``, so
   heartbeats follow the writer; started once the writer's server is ready, restarted when it exits and
-  whenever the writer moves.
+  whenever the writer moves. Not with ``--create-table``: combined with ``--replace`` that TRUNCATEs the
+  table at every start, and a TRUNCATE on the new writer breaks the apply of the old writer's last
+  heartbeat once it rejoins; the cluster creates the table once on each master instead.
 
 Not implemented: the monitor's own network check and passive/manual/wait modes, move_role/set_ip,
 preferred hosts, read-only slaves, the kill-host hook, saving and reloading the state across restarts
@@ -369,7 +371,7 @@ class Monitor:
     # -- pt-heartbeat, following the writer through HAProxy
     def heartbeat_loop(self) -> None:
         hb = self.cfg["heartbeat"]
-        cmd = ["pt-heartbeat", "--update", "--replace", "--create-table", "--utc",
+        cmd = ["pt-heartbeat", "--update", "--replace", "--utc",
                "--interval", str(hb["interval"]), "--database", hb["database"], "--table", hb["table"],
                "--host", hb["host"], "--port", str(hb["port"]), "--user", hb["user"],
                "--password", hb["password"]]  # fmt: skip

@@ -1,0 +1,99 @@
+"""One running cluster lent to scenario after scenario: healed and health-checked in between, replaced when
+it cannot be brought back.
+
+Between two scenarios on one cluster the harness heals every fault mechanism (no partition, no toxics,
+nothing paused, every node started — after every node crashed, the system's own recovery), waits until
+every node is healthy again within the topology's ``timeouts.heal`` (Synced; clustered; roles settled), and
+the next scenario's workload ``setup()`` resets its tables or queues. A cluster that does not come back in
+time is removed and a new one brought up; the next scenario's result says so (``replaced``).
+
+Used by :func:`harness.runner.run_scenarios` (``harness run TOPOLOGY SCENARIO...``) and by the pytest
+plugin's cluster pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from harness.faults.nemesis import Nemesis
+from harness.lifecycle import down, system_for, up
+from harness.model.topology import TopologyBase
+from harness.runtime.base import Runtime
+from harness.runtime.run import Run
+from harness.runtime.signals import no_interrupts
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Lease", "ReusedCluster", "restore"]
+
+
+def restore(run: Run, runtime: Runtime) -> None:
+    """Heal everything on ``run`` and wait until it is healthy (raises if it is not within the deadline)."""
+    Nemesis(system_for(run, runtime)).heal(wait=True)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The cluster a scenario runs on, and how it got it."""
+
+    run: Run
+    index: int  # 1 for the first scenario on this cluster, 2 for the next…
+    reused: bool  # an earlier scenario ran on it (healed, checked healthy, reset by the workload)
+    replaced: str | None = None  # why the previous cluster was replaced, if it was
+
+    @property
+    def report_id(self) -> str:
+        """The scenario's run directory name: the cluster's id, then ``<id>-2``, ``<id>-3``…"""
+        return self.run.id if self.index == 1 else f"{self.run.id}-{self.index}"
+
+
+class ReusedCluster:
+    """A topology's cluster for a sequence of scenarios: ``acquire()`` before each, ``close()`` after all.
+
+    ``hand_over``: the last cluster outlives the process (``--keep``), as ``harness up`` leaves one.
+    """
+
+    def __init__(self, topology: TopologyBase, runtime: Runtime, *, hand_over: bool = False) -> None:
+        self.topology = topology
+        self.runtime = runtime
+        self.hand_over = hand_over
+        self.run: Run | None = None
+        self.used = 0  # scenarios lent the current cluster
+        self.replacements = 0
+
+    def acquire(self) -> Lease:
+        if self.run is None:
+            self.run = up(self.topology, self.runtime, hand_over=self.hand_over)
+            self.used = 1
+            return Lease(self.run, 1, reused=False)
+        log.info(f"reusing cluster {self.run.id}: healing and waiting for every node to be healthy")
+        try:
+            restore(self.run, self.runtime)
+        except Exception as exc:
+            reason = f"not healthy within {self.topology.timeouts.heal:g}s after healing: " + _first_line(exc)
+            log.warning(f"cluster {self.run.id} replaced: {reason}")
+            self._remove()
+            self.replacements += 1
+            self.run = up(self.topology, self.runtime, hand_over=self.hand_over)
+            self.used = 1
+            return Lease(self.run, 1, reused=False, replaced=reason)
+        self.used += 1
+        return Lease(self.run, self.used, reused=True)
+
+    def close(self) -> None:
+        """The cluster removed (unless handed over); idempotent."""
+        if self.run is not None and not self.hand_over:
+            self._remove()
+
+    def _remove(self) -> None:
+        assert self.run is not None
+        run_id, self.run = self.run.id, None
+        with no_interrupts():  # a second Ctrl-C must not leave half a cluster behind
+            down(run_id, self.runtime)
+        log.info(f"run {run_id} removed")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
