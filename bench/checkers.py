@@ -1,7 +1,8 @@
 """Checker throughput and peak memory on synthetic histories.
 
-    python bench/checkers.py [--sizes 1e5,1e6,1e7] [--checkers set,queue,availability,bank,lag]
+    python bench/checkers.py [--sizes 1e5,1e6,1e7] [--checkers set,queue,availability,bank,lag,elle]
                              [--no-mem] [--io 1e6] [--seed 1]
+    python bench/checkers.py --checkers elle --sizes 1e4,1e5   # elle: size = txns, throughput txns/s
 
 Histories are generated column-wise with numpy (ops in batches of ``--concurrency`` workers: the batch's
 invokes, then its completions in shuffled order; 97% ok, 1% fail, 2% info with process retirement;
@@ -31,7 +32,18 @@ from rich.table import Table
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from harness.checkers import CHECKERS, CheckContext
-from harness.model.history import FAIL, INFO, INVOKE, OK, Event, History, Sample, read_history, write_history
+from harness.model.history import (
+    FAIL,
+    INFO,
+    INVOKE,
+    OK,
+    Event,
+    History,
+    HistoryBuilder,
+    Sample,
+    read_history,
+    write_history,
+)
 
 NODES = ("n1", "n2", "n3")
 MS = 1_000_000
@@ -213,12 +225,70 @@ def gen_lag(n: int, conc: int, rng: np.random.Generator) -> Case:
     return Case(History.empty(), CheckContext(events=(ev,), samples=tuple(samples)), len(samples), "samples")
 
 
+def gen_elle(n: int, conc: int, rng: np.random.Generator) -> Case:
+    """``n`` list-append txns (1-4 micro-ops, half appends, over 8 keys retired after 32 appends) in batches
+    of ``conc``: a batch's invokes, then its txns applied and completed one by one (97% ok, 1% fail, 2% info
+    applied or not): serial in effect and concurrent in time. Throughput counts txns."""
+    import random
+
+    r = random.Random(int(rng.integers(1 << 62)))
+    lists: dict[int, list[int]] = {}
+    active = list(range(8))
+    appends = dict.fromkeys(active, 0)
+    next_key, next_value = 8, 1
+    b = HistoryBuilder()
+    index = 0
+    process = list(range(conc))
+    fresh = conc
+    for start in range(0, n, conc):
+        batch: list[tuple[int, list[list[Any]]]] = []
+        for w in range(min(conc, n - start)):
+            plan: list[list[Any]] = []
+            for _ in range(r.randint(1, 4)):
+                slot = r.randrange(8)
+                k = active[slot]
+                if r.random() < 0.5:
+                    plan.append(["r", k, None])
+                else:
+                    plan.append(["append", k, next_value])
+                    next_value += 1
+                    appends[k] += 1
+                    if appends[k] >= 32:
+                        del appends[k]
+                        active[slot] = next_key
+                        appends[next_key] = 0
+                        next_key += 1
+            b.append(index, process[w], "invoke", "txn", plan, index)
+            index += 1
+            batch.append((w, plan))
+        for w, plan in batch:
+            x = r.random()
+            outcome = "ok" if x < 0.97 else ("fail" if x < 0.98 else "info")
+            applied = outcome == "ok" or (outcome == "info" and x < 0.99)
+            done: list[list[Any]] = []
+            for f, k, v in plan:
+                if f == "append":
+                    if applied:
+                        lists.setdefault(k, []).append(v)
+                    done.append([f, k, v])
+                else:
+                    done.append([f, k, list(lists.get(k, ()))])
+            b.append(index, process[w], outcome, "txn", done if outcome == "ok" else plan, index)
+            index += 1
+            if outcome == "info":
+                process[w] = fresh
+                fresh += 1
+    opts = {"elle": {"model": "strict-serializable"}}
+    return Case(b.build(), CheckContext(options=opts), n, "txns")
+
+
 GENERATORS: dict[str, Callable[[int, int, np.random.Generator], Case]] = {
     "set": gen_set,
     "queue": gen_queue,
     "availability": gen_set,
     "bank": gen_bank,
     "lag": gen_lag,
+    "elle": gen_elle,
 }
 
 

@@ -217,6 +217,79 @@ def _load_run_inputs(topology_path: str, scenario_paths: Sequence[str]) -> tuple
     return topology, [loaded[name] for name in scenario_paths]
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    """Generated fault schedules on one reused cluster until a guarantee breaks (then shrunk there, the
+    minimal one written as a scenario file) or the budget is spent. Exit 1 when one broke, 0 otherwise."""
+    import secrets
+    import time
+
+    from harness.explore import explore
+    from harness.model.durations import parse_duration
+    from harness.model.loading import SpecError
+    from harness.plan import workload_spec
+    from harness.report.console import console
+    from harness.reuse import ReusedCluster
+    from harness.runner import RunLog, RunOutcome, run_on
+    from harness.specs import load_topology
+    from harness.workloads import WORKLOADS
+
+    topology = load_topology(args.topology)
+    problems = []
+    if args.workload not in WORKLOADS:
+        problems.append(f"explore: --workload: unknown workload {args.workload!r}, expected one of: "
+                        f"{', '.join(sorted(WORKLOADS))}")  # fmt: skip
+    budgets = {}
+    for flag in ("budget", "scenario_budget", "shrink_budget"):
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        try:
+            budgets[flag] = parse_duration(value)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"explore: --{flag.replace('_', '-')}: {exc}")
+    if budgets.get("scenario_budget", 30.0) < 5.0:
+        problems.append("explore: --scenario-budget: expected at least 5s (3s of settle and a final wait)")
+    if problems:
+        raise SpecError(problems)
+    workload: dict[str, Any] = {"type": args.workload, "clients": args.clients, "rate": args.rate}
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    out = Path(args.reports) / f"explore-{topology.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(f"explore {topology.name} with {args.workload}: seed {seed}, budget {budgets['budget']:g}s, "
+                  f"reports in {out}/")  # fmt: skip
+    cluster = ReusedCluster(topology, _runtime(), hand_over=args.keep)
+
+    def run(scenario: Any) -> RunOutcome:
+        spec = workload_spec(scenario, topology)
+        with RunLog() as run_log:
+            lease = cluster.acquire()
+            outcome = run_on(lease, topology, scenario, spec, runtime=cluster.runtime, reports=out / "runs",
+                             seed=seed, run_log=run_log)  # fmt: skip
+        verdict = {True: "valid", False: "INVALID"}.get(outcome.result.valid, "unknown")  # type: ignore[arg-type]
+        steps = len(scenario.steps)
+        console.print(f"  {outcome.run_id}: {steps} steps, {scenario.duration_s:.0f}s: {verdict}")
+        return outcome
+
+    try:
+        result = explore(topology, workload, budget_s=budgets["budget"], seed=seed, run=run, out_dir=out,
+                         max_examples=args.max_examples, shrink_examples=args.shrink_examples,
+                         shrink_budget_s=budgets.get("shrink_budget"), safety_only=not args.any_guarantee,
+                         scenario_budget_s=budgets.get("scenario_budget", 30.0), log=console.print)  # fmt: skip
+    finally:
+        cluster.close()
+    (out / "seed").write_text(f"{seed}\n")
+    if result.found:
+        console.print(f"[red]a guarantee broke[/red] after {result.examples} schedule(s); shrunk in "
+                      f"{result.shrink_runs} run(s) to {len(result.minimal or [])} steps: {result.scenario_path}")  # fmt: skip
+        for line in result.failures:
+            console.print(f"  {line}")
+        console.print(f"replay: harness run {args.topology} {result.scenario_path}")
+        return EXIT_INVALID
+    console.print(f"[green]no guarantee broke[/green] in {result.examples} schedule(s), {result.elapsed_s:.0f}s "
+                  f"({result.stopped})")  # fmt: skip
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """One or several scenarios on one topology (several: one reused cluster, through ``run_scenarios``);
     ``--count N`` runs the list N times. Exit 0 when every verdict is valid, 1 if any is invalid, 3 if one
@@ -654,6 +727,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", default="reports", metavar="DIR", help="where reports/<run-id>/ goes")
     p.add_argument("--keep", action="store_true", help="leave the cluster up afterwards")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (replayable)")
+    p = add("explore", cmd_explore, "run generated fault schedules on one reused cluster until a guarantee "
+                                    "breaks, shrink it there, write the minimal scenario")  # fmt: skip
+    p.add_argument("topology", metavar="TOPOLOGY")
+    p.add_argument("--workload", required=True, metavar="TYPE", help="sql-set, amqp-queue, sql-bank…")
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--rate", type=float, default=100.0, help="ops/s per client")
+    p.add_argument("--budget", default="10m", metavar="DURATION", help="wall clock for finding a failure")
+    p.add_argument("--scenario-budget", default=None, metavar="DURATION",
+                   help="each generated scenario's length (default 30s)")  # fmt: skip
+    p.add_argument("--shrink-budget", default=None, metavar="DURATION", help="wall clock for shrinking")
+    p.add_argument("--shrink-examples", type=int, default=30, metavar="N", help="runs for shrinking")
+    p.add_argument("--max-examples", type=int, default=None, metavar="N", help="schedules to try at most")
+    p.add_argument("--any-guarantee", action="store_true",
+                   help="count availability and lag bounds too (default: safety figures only)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=None, help="hypothesis seed (default random, printed)")
+    p.add_argument("--reports", default="reports", metavar="DIR", help="where reports/explore-…/ goes")
+    p.add_argument("--keep", action="store_true", help="leave the cluster up afterwards")
     p = add("matrix", cmd_matrix, "run every (topology, scenario) pair that fits and compare them")
     p.add_argument("topologies", nargs="+", metavar="TOPOLOGY")
     p.add_argument("--scenarios", nargs="+", required=True, metavar="SCENARIO",

@@ -13,7 +13,9 @@ plugin's cluster pool.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from dataclasses import dataclass
 
 from harness.faults.nemesis import Nemesis
@@ -41,6 +43,7 @@ class Lease:
     index: int  # 1 for the first scenario on this cluster, 2 for the next…
     reused: bool  # an earlier scenario ran on it (healed, checked healthy, reset by the workload)
     replaced: str | None = None  # why the previous cluster was replaced, if it was
+    acquire_s: float = 0.0  # wall time getting it: the bring-up, or the heal and health check
 
     @property
     def report_id(self) -> str:
@@ -63,6 +66,11 @@ class ReusedCluster:
         self.replacements = 0
 
     def acquire(self) -> Lease:
+        started = time.monotonic()
+        lease = self._acquire()
+        return dataclasses.replace(lease, acquire_s=time.monotonic() - started)
+
+    def _acquire(self) -> Lease:
         if self.run is None:
             self.run = up(self.topology, self.runtime, hand_over=self.hand_over)
             self.used = 1

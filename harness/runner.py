@@ -14,6 +14,7 @@ import logging
 import logging.handlers
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,12 +177,14 @@ def _run(lease: Lease, topology: TopologyBase, scenario: Scenario, spec: Workloa
             "image": run.image, "scenario_on_cluster": lease.index, "reused": lease.reused,
             "replaced": lease.replaced}  # fmt: skip
     (out / "meta.json").write_text(json.dumps(meta))
+    phases = Phases(acquire=lease.acquire_s)
     system = system_for(run, runtime)
     # the first scenario keeps the cluster's clock (its bring-up at 0); a later one starts its own
     clock = RunClock() if lease.reused else run_clock(run)
     rng = random.Random(seed)
     workload = workload_class(spec.type)(system, spec, rng)
     workload.setup()
+    phases.mark("setup")
     history = HistoryWriter(out / "history.jsonl", clock, concurrency=spec.clients)
     events = EventWriter(out / "events.jsonl", clock)
     nemesis = Nemesis(system, events=events, clock=clock, rng=rng)
@@ -196,26 +199,50 @@ def _run(lease: Lease, topology: TopologyBase, scenario: Scenario, spec: Workloa
         stop.wait(scenario.settle)
         for step in scenario.steps:
             apply_step(nemesis, step, stop)
+        phases.mark("timeline")
         log.info("healing and waiting for the cluster to recover")
         nemesis.heal(wait=True)
+        phases.mark("recovery")
         stop.wait(spec.quiesce)
+        phases.mark("quiesce")
     finally:
         stop.set()
         for thread in threads:
             thread.join(timeout=spec.timeout * 3 + 5)
         probes.stop()
         samples.close()
+        phases.mark("stop")
     log.info("final reads")
     workload.final_read(history)
+    phases.mark("final_read")
     checksums = workload.checksums() if hasattr(workload, "checksums") else None
     history.close()
     events.close()
     if checksums is not None:
         (out / "checksums.json").write_text(json.dumps(checksums, indent=2, sort_keys=True))
     _save_logs(system, out / "logs")
+    phases.mark("logs")
     result = check_report(out)
+    phases.mark("check")
     write_report(out, result)
+    phases.mark("report")
+    meta["phases_s"] = phases.durations  # where the scenario's wall time went (bench/scenario_overhead.py)
+    (out / "meta.json").write_text(json.dumps(meta))
     return result
+
+
+class Phases:
+    """Wall-clock seconds per phase of a scenario: ``mark(name)`` ends the phase ``name`` (begun at the
+    previous mark); ``acquire`` (the cluster's bring-up, or its heal and health check) is given."""
+
+    def __init__(self, *, acquire: float = 0.0) -> None:
+        self.durations: dict[str, float] = {"acquire": round(acquire, 3)}
+        self._last = time.monotonic()
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self.durations[name] = round(now - self._last, 3)
+        self._last = now
 
 
 def _save_logs(system: ClusterSystem, directory: Path) -> None:

@@ -29,9 +29,11 @@ from harness.checkers.base import (
 )
 from harness.checkers.counter import CounterOptions, check_counter
 from harness.checkers.divergence import DivergenceOptions, check_divergence
+from harness.checkers.elle import ElleOptions, check_elle
 from harness.checkers.lag import LagOptions, check_lag
 from harness.checkers.loss import SetOptions, check_set
 from harness.checkers.queue import QueueOptions, check_queue
+from harness.checkers.set_full import SetFullOptions, check_set_full
 from harness.errors import InputError
 
 __all__ = [
@@ -44,11 +46,13 @@ __all__ = [
     "CheckerOptions",
     "CounterOptions",
     "DivergenceOptions",
+    "ElleOptions",
     "LagOptions",
     "OptionsError",
     "Problem",
     "QueueOptions",
     "Result",
+    "SetFullOptions",
     "SetOptions",
     "Validity",
     "build",
@@ -56,11 +60,13 @@ __all__ = [
     "check_bank",
     "check_counter",
     "check_divergence",
+    "check_elle",
     "check_lag",
     "check_options",
     "check_queue",
     "check_safe",
     "check_set",
+    "check_set_full",
     "compose",
     "get_checker",
     "merge_valid",
@@ -69,22 +75,26 @@ __all__ = [
 
 CHECKERS: Mapping[str, Checker] = {
     "set": check_set,
+    "set-full": check_set_full,
     "queue": check_queue,
     "bank": check_bank,
     "counter": check_counter,
     "availability": check_availability,
     "lag": check_lag,
     "divergence": check_divergence,
+    "elle": check_elle,
 }
 
 CHECK_OPTIONS: Mapping[str, type[CheckerOptions]] = {
     "set": SetOptions,
+    "set-full": SetFullOptions,
     "queue": QueueOptions,
     "bank": BankOptions,
     "counter": CounterOptions,
     "availability": AvailabilityOptions,
     "lag": LagOptions,
     "divergence": DivergenceOptions,
+    "elle": ElleOptions,
 }
 
 

@@ -12,20 +12,24 @@ from harness.model.guarantees import validate_expect
 from harness.model.loading import load_model
 from harness.model.topology import StrictModel
 
-WORKLOADS = ("sql-set", "sql-bank", "sql-register", "amqp-queue")
-SQL_TX = ("sql-bank", "sql-register")
+WORKLOADS = ("sql-set", "sql-bank", "sql-register", "amqp-queue", "sql-append")
+SQL_TX = ("sql-bank", "sql-register", "sql-append")
 ONLY_FOR = {  # fields that mean something to some workload types only
     "accounts": ("sql-bank",),
     "balance": ("sql-bank",),
     "allow_negative": ("sql-bank",),
-    "keys": ("sql-register",),
+    "locking": ("sql-bank",),
+    "read_share": ("sql-set",),
+    "keys": ("sql-register", "sql-append"),
+    "max_txn_len": ("sql-append",),
+    "key_rotation": ("sql-append",),
     "isolation": SQL_TX,
     "causal_reads": SQL_TX,
 }
 
 
 class WorkloadSpec(StrictModel):
-    type: Literal["sql-set", "sql-bank", "sql-register", "amqp-queue"]
+    type: Literal["sql-set", "sql-bank", "sql-register", "amqp-queue", "sql-append"]
     clients: int = Field(default=4, ge=1, le=64)
     rate: float = Field(default=100.0, gt=0, le=10000, description="offered ops/s over all clients")
     timeout: StepDuration = 2.0  # one op; past it the op is `info`
@@ -34,14 +38,41 @@ class WorkloadSpec(StrictModel):
     accounts: int = Field(default=5, ge=2, le=1000, description="sql-bank: number of accounts")
     balance: int = Field(default=100, ge=0, le=10**12, description="sql-bank: each account's opening balance")
     allow_negative: bool = Field(default=False, description="sql-bank: let transfers overdraw an account")
-    keys: int = Field(default=3, ge=1, le=1000, description="sql-register: number of counters")
+    locking: Literal["for-update", "none", "compare-and-set"] = Field(
+        default="for-update",
+        description="sql-bank: how a transfer guards its read-modify-write (harness.workloads.sql_bank)",
+    )
+    read_share: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="sql-set: share of the ops that read the whole set during the run",
+    )
+    keys: int = Field(
+        default=3, ge=1, le=1000, description="sql-register: number of counters; sql-append: active keys (8)"
+    )
+    max_txn_len: int = Field(default=4, ge=1, le=32, description="sql-append: most micro-ops per txn")
+    key_rotation: int = Field(
+        default=32,
+        ge=1,
+        le=10**6,
+        description="sql-append: appends a key takes before a fresh one replaces it",
+    )
     isolation: Literal["read-uncommitted", "read-committed", "repeatable-read", "serializable"] = Field(
-        default="repeatable-read", description="sql-bank, sql-register: the sessions' isolation level"
+        default="repeatable-read", description="sql-bank, sql-register, sql-append: the isolation level"
     )
     causal_reads: bool = Field(
         default=True,
-        description="sql-bank, sql-register: reads wait for every earlier commit (wsrep_sync_wait)",
+        description="sql-bank, sql-register, sql-append: reads wait for every earlier commit (wsrep_sync_wait)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _append_keys(cls, data: Any) -> Any:
+        """sql-append's own default key count (8), where sql-register's is 3."""
+        if isinstance(data, dict) and data.get("type") == "sql-append" and "keys" not in data:
+            return {**data, "keys": 8}
+        return data
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> WorkloadSpec:
@@ -49,6 +80,8 @@ class WorkloadSpec(StrictModel):
         for name, types in ONLY_FOR.items():
             if self.type not in types and getattr(self, name) != type(self).model_fields[name].default:
                 raise ValueError(f"{name} is only for {' and '.join(types)}, not {self.type}")
+        if self.type == "sql-append" and self.isolation == "read-uncommitted":
+            raise ValueError("sql-append runs at read-committed, repeatable-read or serializable")
         return self
 
 

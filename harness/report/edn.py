@@ -1,6 +1,7 @@
 """Jepsen's EDN history format, for Elle and Knossos: ``write_edn``/``to_edn`` (and ``edn`` for one value).
 
-One op map per line, e.g. ``{:index 0, :type :invoke, :process 0, :f :add, :value 1, :time 123}``.
+One op map per line, e.g. ``{:index 0, :type :invoke, :process 0, :f :add, :value 1, :time 123}``. A ``txn``
+op's micro-ops are written as Elle reads them: ``:value [[:append 5 3] [:r 5 [1 2 3]]]``.
 ``harness export RUN --edn`` writes it beside the run's other files.
 """
 
@@ -81,13 +82,24 @@ def edn(value: Any) -> str:
     raise TypeError(f"cannot encode {type(value).__name__} as EDN")
 
 
+def _txn_edn(value: Any) -> str | None:
+    """A ``txn`` value in Elle's form, ``[[:append 5 3] [:r 5 [1 2 3]]]`` (micro-op names as keywords);
+    None when ``value`` is not a list of ``[f, k, v]`` micro-ops."""
+    if not isinstance(value, list) or not all(
+        isinstance(m, list) and len(m) == 3 and isinstance(m[0], str) for m in value
+    ):
+        return None
+    return "[" + " ".join(f"[{_edn_keyword(f)} {edn(k)} {edn(v)}]" for f, k, v in value) + "]"
+
+
 def _op_edn(op: Op) -> str:
+    value = (_txn_edn(op.value) if op.f == "txn" else None) or edn(op.value)
     parts = [
         f":index {op.index}",
         f":type :{op.type}",
         f":process {op.process}",
         f":f {_edn_keyword(op.f)}",
-        f":value {edn(op.value)}",
+        f":value {value}",
         f":time {op.time}",
     ]
     if op.node is not None:

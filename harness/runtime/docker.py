@@ -175,7 +175,9 @@ class DockerRuntime:
         return [Resource("container", c.name, dict(c.labels), c.status) for c in self._containers(run_id)]
 
     def networks(self, run_id: str | None = None) -> list[Resource]:
-        return [Resource("network", n.name, dict(n.attrs.get("Labels") or {})) for n in self._networks(run_id)]
+        return [
+            Resource("network", n.name, dict(n.attrs.get("Labels") or {})) for n in self._networks(run_id)
+        ]
 
     def volumes(self, run_id: str | None = None) -> list[Resource]:
         return [Resource("volume", v.name, dict(v.attrs.get("Labels") or {})) for v in self._volumes(run_id)]

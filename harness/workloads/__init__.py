@@ -29,13 +29,15 @@ WORKLOADS: dict[str, WorkloadInfo] = {
     info.name: info
     for info in (
         WorkloadInfo("sql-set", "harness.workloads.sql_set:SqlSet", frozenset({C.SQL}),
-                     ("set", "availability", "divergence")),
+                     ("set", "set-full", "availability", "divergence")),
         WorkloadInfo("sql-bank", "harness.workloads.sql_bank:SqlBank", frozenset({C.SQL, C.SYNC_WAIT}),
                      ("bank", "availability")),
         WorkloadInfo("sql-register", "harness.workloads.sql_register:SqlRegister",
                      frozenset({C.SQL, C.SYNC_WAIT}), ("counter", "availability")),
         WorkloadInfo("amqp-queue", "harness.workloads.amqp_queue:AmqpQueue", frozenset({C.AMQP}),
                      ("queue", "availability")),
+        WorkloadInfo("sql-append", "harness.workloads.sql_append:SqlAppend", frozenset({C.SQL}),
+                     ("elle", "availability")),
     )
 }  # fmt: skip
 

@@ -4,11 +4,26 @@
   run's proxy (``system.endpoint``), opened (and re-opened after an error) as a ``connect`` op. Subclasses
   say which op to run next (``next_op``) and how (``execute``, returning an ``Outcome``); the loop records it
   and retires the process after ``info``.
-* ``transact``: ``BEGIN`` … ``COMMIT`` with Jepsen's outcome rules. Every error *before* the COMMIT is sent
-  is ``fail``: the transaction is rolled back (by us, or by the server when it sees the connection drop), so
-  it certainly did not happen. An error *from* the COMMIT is ``info``, whatever its code: a Galera writeset
-  may have been ordered in the Primary component (and so be applied everywhere) even though this node
-  reports a deadlock, a certification failure, non-Primary or a lost connection.
+* ``transact``: ``BEGIN`` … ``COMMIT`` with Jepsen's outcome rules, as Jepsen's Galera and MySQL clients
+  apply them:
+
+  - every error *before* the COMMIT is sent is ``fail``: the transaction is rolled back (by us, or by the
+    server when it sees the connection drop), so it certainly did not happen. A lock wait timeout (1205)
+    rolls back only the statement when ``innodb_rollback_on_timeout`` is off, so the explicit ROLLBACK is
+    what makes it definite; when that ROLLBACK is not acknowledged the connection is dropped (the server
+    then rolls back), never reused with a transaction possibly still open;
+  - an error *from* the COMMIT is a **definite abort**, ``fail``, when the server answered with a code in
+    ``DEFINITE_FAILURES``: 1213 (deadlock, and Galera's certification failure: the writeset lost
+    certification, which every node decides alike, so it committed nowhere), 1205 (lock wait timeout,
+    rolled back as above), 1047 / 1180 (the node is not in a Primary component, or the commit failed in the
+    storage engine: refused before applying), 1290 / 1792 (read-only);
+  - any other end of a COMMIT is **indeterminate**, ``info``: the connection lost during the COMMIT
+    (2013, 2006, 2055), a client-side timeout, an unexpected server code, any exception not from the
+    server. The transaction may have committed.
+
+  The outcome keeps the exception (``Outcome.exc``, not recorded) and the op's error text starts with it,
+  ``"OperationalError: (1213, 'Deadlock found …')"``, so the code is in the history
+  (``harness.checkers.errors`` classifies and counts them).
 * ``read_only``: a query that changes nothing; any error is ``fail``.
 """
 
@@ -20,7 +35,7 @@ import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from harness.errors import InfraError
@@ -31,10 +46,11 @@ from harness.systems.base import ClusterSystem
 from harness.systems.mysql import DATABASE
 from harness.workloads.base import Workload
 
-# Server errors that mean "rejected, certainly not applied" for a single autocommit statement (Galera
-# non-Primary, deadlock / certification failure, lock wait timeout, read-only). Anything else after the
-# statement was sent is indeterminate.
+# Server errors that mean "rejected, certainly not applied", for a statement and for a COMMIT alike (Galera
+# non-Primary, deadlock / certification failure, lock wait timeout, error during COMMIT, read-only).
+# Anything else from a COMMIT (or an autocommit statement) is indeterminate.
 DEFINITE_FAILURES = {1047, 1213, 1205, 1290, 1792, 1180}
+LOST_CONNECTION = {2013, 2006, 2055}  # lost during the query, gone away, lost at the handshake: indeterminate
 NOT_CONNECTED = {2003, 2002, 1040, 1045, 1129}
 CLIENT_ERRORS_FROM = 2000  # MySQL codes from 2000 up are the client library's (lost connection, timeout)
 ISOLATION_SQL = {
@@ -61,6 +77,12 @@ class Outcome:
     value: Any = None
     error: str | None = None
     usable: bool = True
+    exc: BaseException | None = field(default=None, compare=False, repr=False)  # what ended it, if any
+
+    @property
+    def code(self) -> int | None:
+        """The MySQL error number of ``exc`` (None: no error, or not a MySQL one)."""
+        return None if self.exc is None else error_code(self.exc)
 
 
 def error_code(exc: BaseException) -> int | None:
@@ -85,14 +107,21 @@ def is_server_error(exc: BaseException) -> bool:
     return code is not None and 0 < code < CLIENT_ERRORS_FROM
 
 
+def is_definite(exc: BaseException) -> bool:
+    """The server refused with a code that means "certainly not applied" (``DEFINITE_FAILURES``)."""
+    return is_server_error(exc) and error_code(exc) in DEFINITE_FAILURES
+
+
 def _rollback(conn: Any, exc: BaseException) -> bool:
-    """Roll back after ``exc``; True when the connection is still fit for use."""
+    """Roll back after ``exc``; True when the connection is still fit for use: only when the ROLLBACK was
+    acknowledged. A refused ROLLBACK may leave the transaction open (1205 rolls back only the statement),
+    and the next BEGIN would commit it implicitly; dropping the connection makes the server roll it back."""
     if not isinstance(exc, Refused) and not is_server_error(exc):
         return False  # the connection is broken or timed out: dropping it rolls the transaction back
     try:
         conn.rollback()
-    except Exception as rollback_error:  # e.g. 1213: Galera aborted the transaction for a replicated one
-        return is_server_error(rollback_error)
+    except Exception:
+        return False
     return True
 
 
@@ -107,10 +136,11 @@ def transact(conn: Any, body: Callable[[Any], Any]) -> Outcome:
         committing = True
         conn.commit()
     except Exception as exc:
-        if committing:  # a server error leaves the session usable (the transaction is over either way)
-            return Outcome("info", error=describe(exc), usable=_rollback(conn, exc))
+        usable = _rollback(conn, exc)
+        if committing and not is_definite(exc):  # it may have committed
+            return Outcome("info", error=describe(exc), usable=usable, exc=exc)
         reason = f"refused: {exc}" if isinstance(exc, Refused) else describe(exc)
-        return Outcome("fail", error=reason, usable=_rollback(conn, exc))
+        return Outcome("fail", error=reason, usable=usable, exc=exc)
     return Outcome("ok", value)
 
 
@@ -118,19 +148,22 @@ def read_only(conn: Any, body: Callable[[Any], Any], *, transaction: bool = Fals
     """Run ``body(cursor)`` (in a transaction when asked); a read changes nothing, so an error is ``fail``."""
     if transaction:
         outcome = transact(conn, body)
-        return (
-            Outcome("fail", error=outcome.error, usable=outcome.usable) if outcome.type == "info" else outcome
-        )
+        if outcome.type == "info":
+            return Outcome("fail", error=outcome.error, usable=outcome.usable, exc=outcome.exc)
+        return outcome
     try:
         with conn.cursor() as cur:
             return Outcome("ok", body(cur))
     except Exception as exc:
-        return Outcome("fail", error=describe(exc), usable=is_server_error(exc))
+        return Outcome("fail", error=describe(exc), usable=is_server_error(exc), exc=exc)
 
 
 def record(history: HistoryWriter, op: Op, outcome: Outcome) -> None:
     if outcome.type != "ok":
-        history.complete(op, outcome.type, error=outcome.error)
+        if outcome.value is None:
+            history.complete(op, outcome.type, error=outcome.error)
+        else:  # e.g. a transfer that gave up, with its retries
+            history.complete(op, outcome.type, outcome.value, error=outcome.error)
     elif outcome.value is None:
         history.ok(op)
     else:

@@ -139,3 +139,140 @@ def test_negative_balances_can_be_allowed_and_no_reads_is_unknown() -> None:
     ok = check_bank(h, CheckContext(options={"bank": {"expected_total": 10, "allow_negative": True}}))
     assert ok.valid is True
     assert check_bank(History.from_ops(ops[:1]), CheckContext()).valid == "unknown"
+
+
+# ------------------------------------------------------------------------------- lost updates (locking)
+@dataclass
+class Blind:
+    """A read-modify-write transfer: reads both balances at ``read_at``, writes absolute values at
+    ``write_at`` (commit order), as sql-bank's ``locking: none`` does."""
+
+    src: int
+    dst: int
+    amount: int
+    read_at: int
+    write_at: int
+
+
+@st.composite
+def blind_runs(draw: st.DrawFn) -> tuple[History, int, int, int, dict[int, int]]:
+    """(history, opening balance, true lost writes, true lost amount, final balances) of a simulated run of
+    blind transfers, some overlapping, each ok, then a final read."""
+    n = draw(st.integers(2, 4))
+    opening = 50
+    k = draw(st.integers(0, 10))
+    transfers: list[Blind] = []
+    for _ in range(k):
+        src, dst = draw(st.permutations(range(n)))[:2]
+        read_at = draw(st.integers(0, 1000))
+        transfers.append(
+            Blind(src, dst, draw(st.integers(1, 5)), read_at, read_at + draw(st.integers(1, 200)))
+        )
+    state = dict.fromkeys(range(n), opening)
+    history: dict[int, list[tuple[int, int]]] = {a: [(0, opening)] for a in range(n)}  # (time, balance)
+
+    def at(a: int, t: int) -> int:
+        return [b for (w, b) in history[a] if w <= t][-1]
+
+    # apply in write order; each write sets the value read at read_at (the snapshot) plus its own effect
+    lost_writes = 0
+    for tr in sorted(transfers, key=lambda x: (x.write_at, x.read_at)):
+        for a, delta in ((tr.src, -tr.amount), (tr.dst, tr.amount)):
+            seen = at(a, tr.read_at)
+            # every write to a committed between our snapshot and our write is overwritten (lost)
+            lost_writes += sum(1 for (w, _) in history[a] if tr.read_at < w <= tr.write_at and w > 0)
+            state[a] = seen + delta
+            history[a].append((tr.write_at, state[a]))
+    ops: list[Op] = []
+    for p, tr in enumerate(sorted(transfers, key=lambda x: x.read_at)):
+        value = {"from": tr.src, "to": tr.dst, "amount": tr.amount}
+        ops.append(Op(0, p, "invoke", "transfer", value, tr.read_at))
+        ops.append(Op(0, p, "ok", "transfer", value, tr.write_at))
+    ops.sort(key=lambda op: op.time)
+    end = max((tr.write_at for tr in transfers), default=0) + 1
+    final = {str(a): b for a, b in state.items()}
+    ops += [
+        Op(0, 10_000, "invoke", "read", None, end, "n1"),
+        Op(0, 10_000, "ok", "read", final, end + 1, "n1"),
+    ]
+    ops = [Op(i, op.process, op.type, op.f, op.value, op.time, op.node) for i, op in enumerate(ops)]
+    expected = dict.fromkeys(range(n), opening)
+    for tr in transfers:
+        expected[tr.src] -= tr.amount
+        expected[tr.dst] += tr.amount
+    amount = sum(abs(state[a] - expected[a]) for a in range(n))
+    return History.from_ops(ops), opening, lost_writes, amount, {a: state[a] - expected[a] for a in range(n)}
+
+
+@settings(max_examples=500, deadline=None)
+@given(run=blind_runs())
+def test_lost_updates_of_blind_writes_are_found(run: tuple[History, int, int, int, dict[int, int]]) -> None:
+    h, opening, lost_writes, amount, off = run
+    n = len(off)
+    r = check_bank(
+        h, CheckContext(options={"bank": {"expected_total": opening * n, "opening_balance": opening}})
+    )
+    f = r.figures
+    assert f["lost_update_amount"] == amount
+    assert f["lost_update_accounts"] == [str(a) for a in sorted(off) if off[a]]
+    assert f["final_total_drift"] == sum(off.values())
+    # a lower bound on the writes lost: at least one per account off, never more than really were
+    assert len(f["lost_update_accounts"]) <= f["lost_updates"] <= lost_writes
+    if amount:
+        assert r.valid is False and any("lost updates" in note for note in r.notes)
+    else:
+        assert f["lost_updates"] == 0
+
+
+def test_relative_writes_lose_nothing_and_a_single_lost_debit_is_identified() -> None:
+    ok = [
+        Op(0, 0, "invoke", "transfer", {"from": 0, "to": 1, "amount": 10}, 0),
+        Op(1, 1, "invoke", "transfer", {"from": 0, "to": 2, "amount": 3}, 1),
+        Op(
+            2,
+            0,
+            "ok",
+            "transfer",
+            {"from": 0, "to": 1, "amount": 10, "retries": 2, "retried_on": {"cas": 2}},
+            2,
+        ),
+        Op(3, 1, "ok", "transfer", {"from": 0, "to": 2, "amount": 3, "retries": 0, "retried_on": {}}, 3),
+        Op(4, 2, "invoke", "read", None, 4, "n1"),
+    ]
+    opts = {"bank": {"expected_total": 300, "opening_balance": 100}}
+    good = check_bank(History.from_ops([*ok, Op(5, 2, "ok", "read", {"0": 87, "1": 110, "2": 103}, 5, "n1")]),
+                      CheckContext(options=opts))  # fmt: skip
+    assert good.valid is True, good.notes
+    assert (good.figures["lost_updates"], good.figures["lost_update_amount"]) == (0, 0)
+    assert good.figures["retries_per_committed_transfer"] == {"mean": 1.0, "max": 2}
+    assert good.figures["retried_on"] == {"cas": 2}
+    # the second transfer overwrote account 0 with its stale read: the first one's debit is gone
+    bad = check_bank(History.from_ops([*ok, Op(5, 2, "ok", "read", {"0": 97, "1": 110, "2": 103}, 5, "n1")]),
+                     CheckContext(options=opts))  # fmt: skip
+    f = bad.figures
+    assert bad.valid is False
+    assert (f["lost_updates"], f["lost_update_amount"], f["lost_update_accounts"]) == (1, 10, ["0"])
+    assert f["lost_update_transfers"] == [2]  # the op index of the transfer whose debit is missing
+    assert (f["final_total"], f["final_total_drift"]) == (310, 10)
+    assert f["wrong_total_reads"] == 1  # the final read shows the created money, too
+
+
+def test_indeterminate_transfers_widen_the_expected_range_and_errors_are_counted() -> None:
+    ops = [
+        Op(0, 0, "invoke", "transfer", {"from": 0, "to": 1, "amount": 10}, 0),
+        Op(1, 0, "info", "transfer", None, 1, error="OperationalError: (2013, 'Lost connection to MySQL server during query')"),
+        Op(2, 1, "invoke", "transfer", {"from": 0, "to": 1, "amount": 5}, 2),
+        Op(3, 1, "fail", "transfer", None, 3, error="OperationalError: (1213, 'Deadlock found when trying to get lock')"),
+        Op(4, 2, "invoke", "transfer", {"from": 1, "to": 0, "amount": 5}, 4),
+        Op(5, 2, "fail", "transfer", None, 5, error="refused: insufficient funds: account 1 has 0 < 5"),
+        Op(6, 3, "invoke", "read", None, 6, "n1"),
+        Op(7, 3, "ok", "read", {"0": 90, "1": 110}, 7, "n1"),
+    ]  # fmt: skip
+    r = check_bank(History.from_ops(ops), CheckContext(options={"bank": {"opening_balance": 100}}))
+    f = r.figures
+    assert r.valid is True and f["lost_update_amount"] == 0  # the info transfer applied: within range
+    assert f["aborts_by_code"] == {"1213": 1}
+    assert f["failed_by_reason"] == {"1213": 1, "refused": 1}
+    assert f["indeterminate_by_reason"] == {"lost-connection": 1}
+    no_opening = check_bank(History.from_ops(ops), CheckContext())
+    assert no_opening.figures["lost_updates"] is None and no_opening.figures["final_total"] == 200

@@ -94,7 +94,16 @@ def test_compose_merges_and_survives_crashes() -> None:
 
 
 def test_registry() -> None:
-    assert set(CHECKERS) == {"set", "queue", "bank", "counter", "availability", "lag", "divergence"}
+    assert set(CHECKERS) >= {
+        "set",
+        "set-full",
+        "queue",
+        "bank",
+        "counter",
+        "availability",
+        "lag",
+        "divergence",
+    }
     assert get_checker("set") is CHECKERS["set"]
     with pytest.raises(InputError, match="unknown checker 'nope'"):
         get_checker("nope")

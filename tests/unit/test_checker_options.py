@@ -30,13 +30,15 @@ OLD_DEFAULTS: dict[str, dict[str, Any]] = {
     "queue": {"enqueue_f": "enqueue", "dequeue_f": "dequeue", "drain_f": "drain", "allow_duplicates": True,
               "max_ranges": 50},
     "bank": {"expected_total": None, "accounts": None, "allow_negative": False, "transfer_f": "transfer",
-             "read_f": "read"},
+             "read_f": "read", "opening_balance": None},
     "counter": {"add_f": "add", "read_f": "read", "initial": 0, "examples": 5},
     "availability": {"write_fs": ("add", "enqueue", "transfer", "write"), "demand_fs": ("connect",),
                      "bin_ms": 100, "max_outage_s": None, "min_availability": None, "max_outages": 100},
     "lag": {"metric": "replication_lag_s", "caught_up_s": 1.0, "max_points": 1000, "max_lag_s": None,
             "max_catch_up_s": None},
     "divergence": {"tables": None},
+    "set-full": {"add_f": "add", "read_fs": ("scan", "read"), "max_ranges": 50, "worst": 8},
+    "elle": {"model": "serializable", "realtime": None, "process": False, "f": "txn", "max_examples": 10},
 }  # fmt: skip
 
 
@@ -99,8 +101,9 @@ def test_every_problem_is_reported_at_once() -> None:
         ("checks", "lag", "max_points"),
         ("checks", "lag", "max_lag"),
     ]
-    assert problems[1][1] == (
-        "unknown checker 'availabilty', expected one of: set, queue, bank, counter, availability, lag, divergence"
+    assert problems[1][1] == f"unknown checker 'availabilty', expected one of: {', '.join(CHECKERS)}"
+    assert ", ".join(CHECKERS).startswith(
+        "set, set-full, queue, bank, counter, availability, lag, divergence"
     )
     assert validate_check_options({}) == []
     assert validate_check_options({"queue": 5}) == [  # type: ignore[dict-item]
@@ -115,9 +118,7 @@ def test_check_options_returns_the_model() -> None:
     assert bank.accounts == ("0", "1") and bank.expected_total == 500  # JSON keys are strings
     with pytest.raises(OptionsError) as info:
         check_options("nope", {})
-    message = (
-        "unknown checker 'nope', expected one of: set, queue, bank, counter, availability, lag, divergence"
-    )
+    message = f"unknown checker 'nope', expected one of: {', '.join(CHECKERS)}"
     assert info.value.problems == [(("checks", "nope"), message)]
     assert str(info.value) == f"checks.nope: {message}"
 

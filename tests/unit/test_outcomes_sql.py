@@ -4,7 +4,9 @@ The tables below document what the code does today, stage by stage: ``connect`` 
 an error before the COMMIT (``begin`` or a statement of the body) and an error from the COMMIT
 (``transact``), the autocommit INSERT of sql-set (``SqlSet.execute``) and the reads (``read_only``).
 Jepsen's rule: ``fail`` only when the op certainly did not happen; a timeout or a connection lost after
-sending is ``info``. Rows whose current rule we think contradicts it carry a ``# NOTE:``.
+sending is ``info``. A COMMIT the server refused with a definite code (1213 deadlock / certification
+failure, 1205, 1047, 1180, read-only) did not happen either: ``fail``, as Jepsen's Galera and MySQL
+clients record it. Rows whose current rule we think contradicts it carry a ``# NOTE:``.
 
 The errors are the exceptions pymysql itself raises: server errors are decoded from a real ERR packet by
 ``pymysql.err.raise_mysql_exception`` (so the exception class is pymysql's choice for that code), and the
@@ -305,10 +307,15 @@ TRANSACT_TABLE = [
     *[Row("execute", e, "fail", True, True) for e in EXECUTE_SERVER],
     *[Row("execute", e, "fail", False, False) for e in CLIENT_SIDE],
     Row("execute", "raw connection reset", "fail", True, True),  # errno 104 passes for a server error
-    # An error from the COMMIT itself: `info`, whatever the code (Galera may have ordered the writeset in
-    # the Primary component even though this node reports a deadlock, non-Primary or a lost connection).
-    *[Row("commit", e, "info", True, True) for e in COMMIT_SERVER],
+    # An error from the COMMIT itself: a definite abort (deadlock / certification failure, lock wait
+    # timeout, non-Primary, error during COMMIT) is `fail`: certification is decided alike on every node,
+    # so a writeset that failed it committed nowhere; the session is kept after the ROLLBACK.
+    *[Row("commit", e, "fail", True, True) for e in COMMIT_SERVER],
+    # Any other end of the COMMIT is `info`: the connection lost or timed out while the COMMIT was in
+    # flight, a server code not known to mean "not applied", an exception from outside pymysql.
     *[Row("commit", e, "info", False, False) for e in CLIENT_SIDE],
+    Row("commit", "1062 duplicate key", "info", True, True),
+    Row("commit", "raw connection reset", "info", True, True),  # errno 104 passes for a server error
 ]
 
 
@@ -342,19 +349,17 @@ def test_refused_rolls_back_and_fails() -> None:
 @pytest.mark.parametrize(
     ("stage", "first", "rollback_error", "type_", "usable"),
     [
-        # ROLLBACK answered by the server (Galera: 1213 when a replicated writeset aborted the transaction):
-        # the session is kept.
-        # NOTE: a ROLLBACK the server refused may leave the transaction open; the connection is reused and
-        # the next transact's BEGIN implicitly COMMITs whatever that transaction had done, after it was
-        # recorded `fail` (e.g. 1205 rolls back only the timed-out statement, not the earlier UPDATEs).
-        # Safer: keep the connection only when the ROLLBACK succeeded.
-        ("execute", "1205 lock wait timeout", "1213 deadlock", "fail", True),
-        ("execute", "1205 lock wait timeout", "1047 WSREP not ready", "fail", True),
-        ("commit", "1180 error during COMMIT", "1213 deadlock", "info", True),
+        # A ROLLBACK the server refused may leave the transaction open (1205 rolls back only the timed-out
+        # statement, not the earlier UPDATEs), and the next BEGIN would commit it implicitly after it was
+        # recorded `fail`: the connection is dropped, so the server rolls the transaction back.
+        ("execute", "1205 lock wait timeout", "1213 deadlock", "fail", False),
+        ("execute", "1205 lock wait timeout", "1047 WSREP not ready", "fail", False),
+        ("commit", "1180 error during COMMIT", "1213 deadlock", "fail", False),
         # ROLLBACK lost with the connection: dropped, the server rolls back on its own.
         ("execute", "1213 deadlock", "2013 lost (short read)", "fail", False),
         ("execute", "1047 WSREP not ready", "2006 gone away", "fail", False),
-        ("commit", "1213 deadlock", "2013 socket timeout", "info", False),
+        ("commit", "1213 deadlock", "2013 socket timeout", "fail", False),
+        ("commit", "1062 duplicate key", "2013 socket timeout", "info", False),
     ],
 )
 def test_a_failed_rollback_decides_whether_the_session_is_kept(
@@ -363,8 +368,11 @@ def test_a_failed_rollback_decides_whether_the_session_is_kept(
     conn = FakeConnection(raises={stage: make(first), "rollback": make(rollback_error)})
     outcome = transact(conn, add_counter)
     assert (outcome.type, outcome.usable) == (type_, usable)
-    assert outcome.error is not None and outcome.error.startswith("OperationalError: (")
+    assert outcome.error is not None and outcome.error.startswith(
+        ("OperationalError: (", "IntegrityError: (")
+    )
     assert str(error_code(make(first))) in outcome.error, "the error recorded is the op's, not the rollback's"
+    assert outcome.code == error_code(make(first))
 
 
 def test_a_refusal_whose_rollback_is_lost_drops_the_session() -> None:
@@ -398,9 +406,10 @@ def workload(cls: type[Any], **spec: Any) -> Any:
         ({"execute#3": make("1205 lock wait timeout")}, "fail", True),  # the second UPDATE
         ({"execute#2": make("2013 socket timeout")}, "fail", False),  # the first UPDATE timed out
         ({"execute#3": make("2006 gone away")}, "fail", False),
-        ({"commit": make("1213 deadlock")}, "info", True),  # a certification failure reported at COMMIT
-        ({"commit": make("1047 WSREP not ready")}, "info", True),
+        ({"commit": make("1213 deadlock")}, "fail", True),  # a certification failure reported at COMMIT
+        ({"commit": make("1047 WSREP not ready")}, "fail", True),
         ({"commit": make("2013 socket timeout")}, "info", False),
+        ({"commit": make("2013 reset by peer")}, "info", False),
     ],
 )
 def test_bank_transfer(raises: dict[str, BaseException], type_: str, usable: bool) -> None:
@@ -408,7 +417,7 @@ def test_bank_transfer(raises: dict[str, BaseException], type_: str, usable: boo
     conn = FakeConnection(raises=raises, rows=[(0, 100), (1, 100)])
     outcome = bank.execute(conn, "transfer", {"from": 0, "to": 1, "amount": 10}, NODE)
     assert (outcome.type, outcome.usable) == (type_, usable)
-    assert ("commit" in conn.calls) is (type_ != "fail")
+    assert ("commit" in conn.calls) is ("commit" in raises or not raises)
 
 
 @pytest.mark.parametrize(
@@ -440,7 +449,7 @@ def test_bank_overdraft_allowed_commits() -> None:
     [
         ("execute", "1213 deadlock", "fail", True),
         ("execute", "2013 socket timeout", "fail", False),
-        ("commit", "1213 deadlock", "info", True),
+        ("commit", "1213 deadlock", "fail", True),
         ("commit", "2013 reset by peer", "info", False),
     ],
 )
@@ -501,11 +510,9 @@ def test_reads_return_their_value() -> None:
 
 # ------------------------------------------------------------------------- sql-set: autocommit INSERT
 SQL_SET_TABLE: list[tuple[str, OpType, bool]] = [
-    # DEFINITE_FAILURES: rejected, not applied; the session is kept.
-    # NOTE: 1213, 1047 and 1180 can come from the implicit COMMIT of the autocommit INSERT (Galera replicates
-    # and certifies it then); transact's own rule (module docstring of sql_common) is that an error from
-    # the COMMIT is `info`, since the writeset may have been ordered in the Primary component anyway.
-    # 1180 is by definition an error *during COMMIT*. By that rule these three should be `info` here too.
+    # DEFINITE_FAILURES: rejected, not applied; the session is kept. 1213, 1047 and 1180 can come from the
+    # implicit COMMIT of the autocommit INSERT (Galera replicates and certifies it then): the same rule as
+    # transact's COMMIT, a definite abort.
     ("1213 deadlock", "fail", True),
     ("1047 WSREP not ready", "fail", True),
     ("1180 error during COMMIT", "fail", True),
@@ -636,7 +643,7 @@ def test_client_loop_records_and_retires_processes(
         return conns[-1]
 
     monkeypatch.setattr(pymysql, "connect", connect)
-    sql_set = workload(SqlSet, clients=1, rate=10_000)
+    sql_set = workload(SqlSet, clients=1, rate=10_000, read_share=0)
     worker = threading.Thread(target=sql_set.client, args=(0, history, stop), name="sql-set-0")
     worker.start()
     worker.join(timeout=30)
@@ -656,3 +663,164 @@ def test_client_loop_records_and_retires_processes(
     assert history.retired(0) and not history.retired(fresh)
     assert len(conns) == 2 and conns[0].closed and conns[1].closed, "dropped after info; closed at stop"
     assert [op.value for op in history.history() if op.f == "add" and op.type == "invoke"] == [1, 2, 3, 4]
+
+
+# ------------------------------------------------------------------ sql-bank locking: none, compare-and-set
+def test_locking_none_reads_plainly_and_writes_absolute_values() -> None:
+    seen: list[str] = []
+    conn = FakeConnection(rows=[(0, 100), (1, 100)], on_execute=seen.append)
+    outcome = workload(SqlBank, locking="none").execute(
+        conn, "transfer", {"from": 0, "to": 1, "amount": 10}, NODE
+    )
+    assert outcome.type == "ok" and outcome.value is None
+    assert "FOR UPDATE" not in seen[0]
+    assert seen[1:] == ["UPDATE hh_bank SET balance = %s WHERE id = %s"] * 2
+
+
+def test_compare_and_set_retries_misses_and_certification_failures() -> None:
+    script: list[BaseException | int] = [0, make("1213 deadlock"), 1]  # per attempt: rowcount, or an error
+    conn = FakeConnection(rows=[(0, 100), (1, 100)])
+    attempt: list[BaseException | int] = []
+
+    def on_execute(sql: str) -> None:
+        if sql.startswith("SELECT"):
+            attempt[:] = [script.pop(0)]
+        elif isinstance(attempt[0], BaseException):
+            raise attempt[0]
+        else:
+            conn.rowcount = attempt[0]
+
+    conn.on_execute = on_execute
+    value = {"from": 0, "to": 1, "amount": 10}
+    outcome = workload(SqlBank, locking="compare-and-set").execute(conn, "transfer", value, NODE)
+    assert outcome.type == "ok"
+    assert outcome.value == {**value, "retries": 2, "retried_on": {"cas": 1, "1213": 1}}
+    assert conn.calls.count("rollback") == 2 and conn.calls[-1] == "commit"
+
+
+def test_compare_and_set_gives_up_after_max_retries() -> None:
+    from harness.workloads.sql_bank import MAX_RETRIES
+
+    conn = FakeConnection(rows=[(0, 100), (1, 100)], rowcount=0)  # every UPDATE misses
+    value = {"from": 0, "to": 1, "amount": 10}
+    outcome = workload(SqlBank, locking="compare-and-set").execute(conn, "transfer", value, NODE)
+    assert (outcome.type, outcome.usable) == ("fail", True)
+    assert outcome.value == {**value, "retries": MAX_RETRIES, "retried_on": {"cas": MAX_RETRIES}}
+    assert outcome.error is not None and outcome.error.startswith(
+        f"gave up after {MAX_RETRIES} retries: refused"
+    )
+    assert conn.calls.count("begin") == MAX_RETRIES + 1
+
+
+@pytest.mark.parametrize(
+    ("raises", "type_", "retried"),
+    [
+        ({"commit": make("2013 socket timeout")}, "info", False),  # indeterminate: never retried
+        ({"execute#1": make("1047 WSREP not ready")}, "fail", False),  # definite, but not a conflict
+    ],
+)
+def test_compare_and_set_does_not_retry_other_ends(
+    raises: dict[str, BaseException], type_: str, retried: bool
+) -> None:
+    conn = FakeConnection(rows=[(0, 100), (1, 100)], raises=raises)
+    outcome = workload(SqlBank, locking="compare-and-set").execute(
+        conn, "transfer", {"from": 0, "to": 1, "amount": 1}, NODE
+    )
+    assert outcome.type == type_ and outcome.value["retries"] == 0
+    assert conn.calls.count("begin") == 1
+
+
+def test_a_wrong_locking_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="locking"):
+        WorkloadSpec(type="sql-bank", locking="optimistic")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="locking is only for sql-bank"):
+        WorkloadSpec(type="sql-set", locking="none")
+    with pytest.raises(ValidationError, match="read_share is only for sql-set"):
+        WorkloadSpec(type="sql-bank", read_share=0.5)
+
+
+# ------------------------------------------------------------------------------------ sql-set: scans
+def test_a_scan_reads_the_node_itself_on_its_own_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    conns: list[FakeConnection] = []
+
+    def connect(**kwargs: Any) -> FakeConnection:
+        conns.append(FakeConnection(rows=[(3,), (1,)]))
+        return conns[-1]
+
+    monkeypatch.setattr(pymysql, "connect", connect)
+    sql_set = workload(SqlSet, read_share=1.0)
+    direct: list[bool] = []
+    sql_set.system.node_endpoints = lambda: _Flag(direct)
+    insert_conn = FakeConnection()
+    assert sql_set.next_op(random.Random(1)) == ("scan", None)
+    assert sql_set.execute(insert_conn, "scan", None, NODE) == Outcome("ok", [1, 3])
+    assert sql_set.execute(insert_conn, "scan", None, NODE) == Outcome("ok", [1, 3])
+    assert len(conns) == 1 and direct == [True], "one scan connection, opened inside node_endpoints()"
+    assert insert_conn.calls == [], "the insert connection is not used for scans"
+    conns[0].raises["execute"] = make("2013 socket timeout")
+    failed = sql_set.execute(insert_conn, "scan", None, NODE)
+    assert (failed.type, failed.usable) == ("fail", True), "a failed scan never drops the insert connection"
+    assert conns[0].closed
+    assert sql_set.execute(insert_conn, "scan", None, NODE).type == "ok" and len(conns) == 2
+
+
+class _Flag:
+    def __init__(self, seen: list[bool]) -> None:
+        self.seen = seen
+
+    def __enter__(self) -> None:
+        self.seen.append(True)
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+# ------------------------------------------------------------------ the classes counted in the figures
+@pytest.mark.parametrize(
+    ("stage", "error", "type_", "klass"),
+    [
+        ("commit", "1213 deadlock", "fail", "1213"),
+        ("commit", "1205 lock wait timeout", "fail", "1205"),
+        ("commit", "1047 WSREP not ready", "fail", "1047"),
+        ("commit", "1180 error during COMMIT", "fail", "1180"),
+        ("commit", "2013 lost (short read)", "info", "lost-connection"),
+        ("commit", "2013 reset by peer", "info", "lost-connection"),
+        ("commit", "2006 gone away", "info", "lost-connection"),
+        ("commit", "2013 socket timeout", "info", "timeout"),
+        ("commit", "client-side timeout", "info", "timeout"),
+        ("commit", "1062 duplicate key", "info", "server:1062"),
+        ("commit", "0 interface error (closed)", "info", "client:0"),
+        ("commit", "already closed", "info", "Error"),
+        ("execute", "2013 socket timeout", "fail", "2013"),
+        ("execute", "client-side timeout", "fail", "no-code"),
+    ],
+)
+def test_every_outcome_is_classified_from_its_recorded_error(
+    stage: str, error: str, type_: str, klass: str
+) -> None:
+    from harness.checkers.errors import error_class, error_code_of
+
+    exc = make(error)
+    outcome = transact(FakeConnection(raises={stage: exc}), add_counter)
+    assert outcome.type == type_
+    assert error_class(outcome.type, outcome.error) == klass
+    if klass.isdigit():
+        assert error_code_of(outcome.error) == outcome.code == int(klass)
+
+
+def test_refusals_and_give_ups_have_their_own_classes() -> None:
+    from harness.checkers.errors import error_class
+
+    assert error_class("fail", "refused: insufficient funds: account 0 has 5 < 10") == "refused"
+    assert error_class("fail", "refused: compare-and-set miss: account 1 no longer holds 4") == "cas-miss"
+    assert (
+        error_class("fail", "gave up after 10 retries: refused: compare-and-set miss: x")
+        == "gave-up:cas-miss"
+    )
+    assert (
+        error_class("fail", "gave up after 10 retries: OperationalError: (1213, 'Deadlock')")
+        == "gave-up:1213"
+    )
+    assert error_class("info", None) == "no-error"

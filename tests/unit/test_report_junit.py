@@ -38,9 +38,9 @@ def test_stored_run_junit_is_valid(tmp_path: Path, schema: object) -> None:
     doc = validate(schema, (run / "junit.xml").read_bytes())
     (suite,) = doc.findall("testsuite")  # type: ignore[attr-defined]
     assert suite.get("name") == "partition-isolate-primary on galera-3"
-    assert suite.get("tests") == "4" and suite.get("failures") == "0" and suite.get("skipped") == "0"
+    assert suite.get("tests") == "5" and suite.get("failures") == "0" and suite.get("skipped") == "0"
     names = [c.get("name") for c in suite.findall("testcase")]
-    assert names == ["check set", "check availability", "check divergence", "check lag"]
+    assert names == ["check set", "check set-full", "check availability", "check divergence", "check lag"]
     props = {p.get("name"): p.get("value") for p in suite.find("properties")}
     assert props["run_id"] == "galera-3-eeaa1c" and props["seed"] == "0"
     assert props["set.lost"] == "0" and props["availability.outage_count"] == "3"
@@ -80,12 +80,12 @@ def test_invalid_unknown_and_crashed_checks_and_bounds(tmp_path: Path, schema: o
     assert "check guarantees" not in cases  # its bounds are the cases
     assert cases["check divergence"].find("skipped") is not None  # the synthetic run took no checksums
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == (
-        "8",
-        "2",
+        "9",
+        "3",  # set and set-full both see the lost id
         "1",
         "3",
     )
-    assert doc.get("tests") == "8" and suite.get("time") == "21.500"  # type: ignore[attr-defined]
+    assert doc.get("tests") == "9" and suite.get("time") == "21.500"  # type: ignore[attr-defined]
 
 
 def test_schema_rejects_what_jenkins_would(schema: object) -> None:

@@ -75,7 +75,6 @@ exec mariadbd --defaults-extra-file=/etc/harness/mmm.cnf --user=mysql
 """
 
 
-
 # pt-heartbeat's own table definition (its MAGIC_create_heartbeat). Created here, on each master and out
 # of the binlog, rather than by ``pt-heartbeat --create-table``: with ``--replace`` that option TRUNCATEs the
 # table each time pt-heartbeat starts, i.e. each time the writer moves, and the TRUNCATE on the new writer

@@ -1,0 +1,110 @@
+"""Transactions out of a history: pair each ``txn`` invoke with its completion (Jepsen's ``:txn`` ops).
+
+A txn's value is a list of micro-ops ``["append", k, v]`` and ``["r", k, list-or-null]``. An ``ok``
+completion carries what the reads saw; ``fail`` means it certainly did not happen; ``info`` (or no
+completion at all) means it may or may not have happened, its reads unknown. Txns are numbered 0..n-1 in
+invoke order: that number is the id every other module works with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from harness.model.history import FAIL, OK, History
+
+__all__ = ["FAILED", "INDETERMINATE", "STATUS_NAMES", "SUCCEEDED", "Txns", "parse_txns"]
+
+SUCCEEDED, INDETERMINATE, FAILED = 0, 1, 2
+STATUS_NAMES = ("ok", "info", "fail")
+
+
+@dataclass(frozen=True, slots=True)
+class Txns:
+    """Columns per txn id (plain lists: the hot loops index them one by one).
+
+    * ``status``: ``SUCCEEDED`` / ``INDETERMINATE`` / ``FAILED``;
+    * ``mops``: the micro-ops (the completion's for ``ok``, else the invoke's); ``[]`` when malformed;
+    * ``index``: op index of the completion (the invoke's when none); ``invoke_index``; ``process``;
+    * ``invoke_row`` / ``complete_row``: history rows (``complete_row`` -1 unless ``ok``), for real time.
+    """
+
+    status: list[int]
+    mops: list[list[Any]]
+    index: list[int]
+    invoke_index: list[int]
+    process: list[int]
+    invoke_row: list[int]
+    complete_row: list[int]
+    malformed: list[int]
+
+    def __len__(self) -> int:
+        return len(self.status)
+
+    def counts(self) -> dict[str, int]:
+        c = (
+            np.bincount(np.asarray(self.status, dtype=np.int64), minlength=3).tolist()
+            if self.status
+            else [0] * 3
+        )
+        return {"ok": c[SUCCEEDED], "info": c[INDETERMINATE], "fail": c[FAILED]}
+
+
+def _well_formed(mops: Any) -> bool:
+    if type(mops) is not list:
+        return False
+    for m in mops:
+        if type(m) is not list or len(m) != 3:
+            return False
+        f, k, v = m
+        if type(k) not in (int, str):
+            return False
+        if f == "append":
+            if type(v) is not int:
+                return False
+        elif f == "r":
+            if v is not None and type(v) is not list:
+                return False
+        else:
+            return False
+    return True
+
+
+def parse_txns(history: History, f: str = "txn") -> Txns:
+    """Every ``f`` invoke of ``history`` as a txn; a malformed value makes the txn ``malformed`` (listed by
+    id, its micro-ops dropped, so it takes part in nothing)."""
+    inv = history.rows(f, "invoke")
+    comp = history.completion_of[inv]
+    ctype = np.where(comp >= 0, history.type[np.maximum(comp, 0)], -1)
+    status_a = np.where(ctype == OK, SUCCEEDED, np.where(ctype == FAIL, FAILED, INDETERMINATE))
+    inv_l = inv.tolist()
+    comp_l = comp.tolist()
+    status = status_a.tolist()
+    objvals = history.objvals
+    mops: list[list[Any]] = []
+    malformed: list[int] = []
+    for t, (ir, cr, s) in enumerate(zip(inv_l, comp_l, status, strict=True)):
+        v = objvals.get(cr) if s == SUCCEEDED else None
+        if v is None:
+            v = objvals.get(ir)
+        if v is None:
+            v = []
+        if not _well_formed(v):
+            malformed.append(t)
+            v = []
+        mops.append(v)
+    index_col = history.index
+    index = np.where(comp >= 0, index_col[np.maximum(comp, 0)], index_col[inv]).tolist()
+    complete_row = np.where(status_a == SUCCEEDED, comp, -1).tolist()
+    return Txns(
+        status=status,
+        mops=mops,
+        index=index,
+        invoke_index=index_col[inv].tolist(),
+        process=history.process[inv].tolist(),
+        invoke_row=inv_l,
+        complete_row=complete_row,
+        malformed=malformed,
+    )
