@@ -28,6 +28,11 @@ command -v "$PY" >/dev/null || fail "no $PY: install Python 3.11 or newer"
 stamp=.venv/.ha-harness-installed
 want=$(sha256sum pyproject.toml | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  # pyfuse3 (the storage extra, in test) builds from source against libfuse3 and Python's headers
+  pyinc=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+  if ! pkg-config --exists fuse3 2>/dev/null || ! command -v gcc >/dev/null || [ ! -f "$pyinc/Python.h" ]; then
+    is_root && is_debian && { note "installing libfuse3-dev pkg-config gcc python3-dev (to build pyfuse3)"; apt_install libfuse3-dev pkg-config gcc python3-dev; }
+  fi
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1
   .venv/bin/python -m pip install -q -e '.[dev]' >.venv/pip.log 2>&1 \
     || { tail -20 .venv/pip.log >&2; fail "pip install of the project failed (log: .venv/pip.log)"; }
@@ -65,6 +70,8 @@ command -v iptables >/dev/null || missing+=(iptables)
 command -v nsenter >/dev/null || missing+=(util-linux)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
 command -v chromium >/dev/null || missing+=(chromium)  # report.html tests: a real headless browser
+command -v fusermount3 >/dev/null || missing+=(fuse3)  # harness.storage: power-loss mounts
+pkg-config --exists fuse3 2>/dev/null || missing+=(libfuse3-dev pkg-config)
 if [ ${#missing[@]} -gt 0 ]; then
   if is_root && is_debian; then note "installing ${missing[*]}"; apt_install "${missing[@]}"
   else note "missing ${missing[*]}: partitions need iptables+nsenter; offline images need mmdebstrap (else a Dockerfile build)"; fi

@@ -217,6 +217,11 @@ _TABLE = (
               _at("stale_reads")),
     Guarantee("lost_after_seen", ("set-full",), "lost_after_seen",
               "ids a node's read held and a later read of the same node lacked", _at("lost_after_seen")),
+    Guarantee("forbidden_anomalies", ("elle",), "forbidden_count",
+              "transactional anomalies the elle check's consistency model forbids (cycles, aborted or "
+              "intermediate reads, lost updates…)", _at("forbidden_count")),
+    Guarantee("anomalies", ("elle",), "anomaly_count", "every anomaly elle found, allowed by its model or not",
+              _at("anomaly_count")),
     Guarantee("availability", ("availability",), "availability",
               "fraction of offered 100 ms bins in which some write succeeded", _at("availability")),
     Guarantee("longest_outage_s", ("availability",), "longest_outage_s", "the longest outage, in seconds",

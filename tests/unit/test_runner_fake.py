@@ -63,7 +63,12 @@ def test_run_directory_holds_every_file_and_the_bring_up_in_its_log(tmp_path: Pa
     for name in ("topology.json", "scenario.json", "meta.json", "history.jsonl", "events.jsonl",
                  "samples.jsonl", "result.json", "harness.log"):  # fmt: skip
         assert (out / name).is_file(), name
-    assert json.loads((out / "meta.json").read_text())["seed"] == 7
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["seed"] == 7 and meta["image"].startswith("ha-harness/node:")
+    phases = meta["phases_s"]  # where the wall time went, in order
+    assert list(phases) == ["acquire", "setup", "timeline", "recovery", "quiesce", "stop", "final_read", "logs",
+                            "check", "report"]  # fmt: skip
+    assert phases["timeline"] >= 0.05 and all(v >= 0 for v in phases.values())
     log = (out / "harness.log").read_text()
     assert "network hh-" in log and "(internal)" in log  # logged before the run directory existed
     assert "final reads" in log

@@ -112,6 +112,7 @@ def _check(history: History, o: ElleOptions) -> Result:
         "anomaly_types": types,
         "anomalies": {a: totals[a] for a in types},
         "anomaly_count": sum(totals.values()),
+        "forbidden_count": sum(totals[a] for a in bad),
         "invalid_because": bad,
         "realtime": realtime,
         "process": o.process,

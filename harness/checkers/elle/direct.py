@@ -44,10 +44,15 @@ def g1a(ix: MopIndex, vs: Versions) -> list[dict[str, Any]]:
 
 def g1b(ix: MopIndex) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
+    reads = ix.reads
     for k, ik in ix.intermediate.items():
-        for t, read, _ in ix.reads.get(k, ()):
+        rs = reads.get(k)
+        if not rs:
+            continue
+        get = ik.get
+        for t, read, _ in rs:
             if read:
-                w = ik.get(read[-1])
+                w = get(read[-1])
                 if w is not None and w != t:
                     out.append({"txn": t, "writer": w, "key": k, "element": read[-1], "read": read})
     return out

@@ -68,29 +68,52 @@ def build_graph(txns: Txns, ix: MopIndex, vs: Versions, *, realtime: bool, proce
         order = vs.order[k]
         pos = vs.pos[k]
         wk = writer.get(k, _EMPTY)
+        wget = wk.get
         bad = vs.bad_reads.get(k)
         dedup = k in vs.deduped
         nv = len(order)
         prev = None
         for v in order:
-            w = wk.get(v)
+            w = wget(v)
             if w is None:
                 continue
             if prev is not None and w != prev:
                 d = adj[prev]
                 d[w] = d.get(w, 0) | WW
             prev = w
-        unobserved = sorted({wk[v] for v in ok_values.get(k, ()) if v not in pos})
+        ov = ok_values.get(k)
+        unobserved = sorted({wk[v] for v in set(ov).difference(pos)}) if ov else []
         if unobserved and prev is not None:
             d = adj[prev]
             for u in unobserved:
                 if u != prev:
                     d[u] = d.get(u, 0) | WW
+        if bad is None and not dedup:  # the usual key: every read a prefix, the next version at len(seen)
+            for t, seen, ext in rs:
+                if not ext:
+                    continue
+                j = len(seen)
+                if j:
+                    w = wget(seen[-1])
+                    if w is not None and w != t:
+                        d = adj[w]
+                        d[t] = d.get(t, 0) | WR
+                if j < nv:
+                    w = wget(order[j])
+                    if w is not None and w != t:
+                        d = adj[t]
+                        d[w] = d.get(w, 0) | RW
+                elif unobserved:
+                    d = adj[t]
+                    for u in unobserved:
+                        if u != t:
+                            d[u] = d.get(u, 0) | RW
+            continue
         for i, (t, seen, ext) in enumerate(rs):
             if not ext:
                 continue
             if seen:
-                w = wk.get(seen[-1])
+                w = wget(seen[-1])
                 if w is not None and w != t:
                     d = adj[w]
                     d[t] = d.get(t, 0) | WR
@@ -99,7 +122,7 @@ def build_graph(txns: Txns, ix: MopIndex, vs: Versions, *, realtime: bool, proce
             j = (pos[seen[-1]] + 1 if seen else 0) if dedup else len(seen)
             d = adj[t]
             if j < nv:
-                w = wk.get(order[j])
+                w = wget(order[j])
                 if w is not None and w != t:
                     d[w] = d.get(w, 0) | RW
             else:
@@ -136,21 +159,21 @@ def _realtime(txns: Txns, adj: list[dict[int, int]]) -> None:
     # events: 2*t+1 an invoke of t, 2*t its ok completion; by history row (= time order)
     codes = np.concatenate((ids * 2 + 1, ids[done] * 2))
     events = codes[np.argsort(rows, kind="stable")].tolist()
-    barrier = -1
+    # each key below is new to its dict (a txn is invoked once and completes once, barriers are fresh), so
+    # plain stores give what or-ing kind bits would; before the first completion ``current`` is scratch
+    b = len(adj)
+    current: dict[int, int] = {}
+    new_barrier = adj.append
     for e in events:
-        t = e >> 1
         if e & 1:
-            if barrier >= 0:
-                d = adj[barrier]
-                d[t] = d.get(t, 0) | RT
+            current[e >> 1] = RT
         else:
-            b = len(adj)
-            adj.append({})
-            if barrier >= 0:
-                adj[barrier][b] = RT
-            d = adj[t]
-            d[b] = d.get(b, 0) | RT
-            barrier = b
+            nxt: dict[int, int] = {}
+            new_barrier(nxt)
+            current[b] = RT
+            adj[e >> 1][b] = RT
+            current = nxt
+            b += 1
 
 
 def _process(txns: Txns, adj: list[dict[int, int]]) -> None:

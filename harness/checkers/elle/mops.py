@@ -41,6 +41,7 @@ def index_mops(txns: Txns) -> MopIndex:
     ix = MopIndex()
     writer, failed, intermediate = ix.writer, ix.failed, ix.intermediate
     ok_values, reads = ix.ok_values, ix.reads
+    writer_get, failed_get, ok_values_get, reads_get = writer.get, failed.get, ok_values.get, reads.get
     for t, (status, mops) in enumerate(zip(txns.status, txns.mops, strict=True)):
         if not mops:
             continue
@@ -55,6 +56,31 @@ def index_mops(txns: Txns) -> MopIndex:
                     fk[v] = t
             continue
         ok = status == SUCCEEDED
+        nm = len(mops)
+        if nm == 1 or (mops[0][1] != mops[1][1] if nm == 2 else len({m[1] for m in mops}) == nm):
+            # each key touched once (the usual txn): every read is external, nothing intermediate, no
+            # read-modify-write, nothing internal to check
+            for f, k, v in mops:
+                if f == "append":
+                    wk = writer_get(k)
+                    if wk is None:
+                        wk = writer[k] = {}
+                    if v in wk or v in failed_get(k, ()):
+                        ix.duplicate_appends.append({"key": k, "value": v, "txn": t})
+                    wk[v] = t
+                    if ok:
+                        ov = ok_values_get(k)
+                        if ov is None:
+                            ok_values[k] = [v]
+                        else:
+                            ov.append(v)
+                elif ok:
+                    rk = reads_get(k)
+                    if rk is None:
+                        reads[k] = [(t, [] if v is None else v, True)]
+                    else:
+                        rk.append((t, [] if v is None else v, True))
+            continue
         # per key touched so far: [known prefix or None, own appends since]
         state: dict[Any, list[Any]] = {}
         last_append: dict[Any, int] = {}

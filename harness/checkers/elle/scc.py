@@ -3,9 +3,13 @@ whose kind bits meet ``mask`` and (optionally) whose ends both lie in ``within``
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
+from itertools import chain
 
 __all__ = ["strongly_connected"]
+
+ALL_KINDS = 31  # every edge kind bit ``graph`` defines
 
 
 def strongly_connected(
@@ -13,7 +17,7 @@ def strongly_connected(
 ) -> list[list[int]]:
     """The components of two or more nodes (a txn never depends on itself), each in discovery order."""
     if within is None:
-        return _whole(adj, mask)
+        return [] if _acyclic(adj, mask) else _whole(adj, mask)
     index: dict[int, int] = {}
     low: dict[int, int] = {}
     on_stack: set[int] = set()
@@ -65,6 +69,36 @@ def strongly_connected(
                 comp.reverse()
                 out.append(comp)
     return out
+
+
+def _acyclic(adj: Sequence[dict[int, int]], mask: int) -> bool:
+    """No cycle over ``mask`` edges: Kahn's algorithm peels every node (in-degrees counted in C). Much
+    cheaper than Tarjan's bookkeeping, and the usual answer for a valid history."""
+    n = len(adj)
+    indeg = [0] * n
+    if mask & ALL_KINDS == ALL_KINDS:
+        counts = Counter(chain.from_iterable(adj))
+    else:
+        counts = Counter(w for d in adj for w, bits in d.items() if bits & mask)
+    for w, c in counts.items():
+        indeg[w] = c
+    queue = [v for v in range(n) if not indeg[v]]
+    if mask & ALL_KINDS == ALL_KINDS:
+        for v in queue:  # grows while it is walked: each node once, when its last predecessor is peeled
+            for w in adj[v]:
+                c = indeg[w] - 1
+                indeg[w] = c
+                if not c:
+                    queue.append(w)
+    else:
+        for v in queue:
+            for w, bits in adj[v].items():
+                if bits & mask:
+                    c = indeg[w] - 1
+                    indeg[w] = c
+                    if not c:
+                        queue.append(w)
+    return len(queue) == n
 
 
 def _whole(adj: Sequence[dict[int, int]], mask: int) -> list[list[int]]:

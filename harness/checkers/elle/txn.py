@@ -52,26 +52,6 @@ class Txns:
         return {"ok": c[SUCCEEDED], "info": c[INDETERMINATE], "fail": c[FAILED]}
 
 
-def _well_formed(mops: Any) -> bool:
-    if type(mops) is not list:
-        return False
-    for m in mops:
-        if type(m) is not list or len(m) != 3:
-            return False
-        f, k, v = m
-        if type(k) not in (int, str):
-            return False
-        if f == "append":
-            if type(v) is not int:
-                return False
-        elif f == "r":
-            if v is not None and type(v) is not list:
-                return False
-        else:
-            return False
-    return True
-
-
 def parse_txns(history: History, f: str = "txn") -> Txns:
     """Every ``f`` invoke of ``history`` as a txn; a malformed value makes the txn ``malformed`` (listed by
     id, its micro-ops dropped, so it takes part in nothing)."""
@@ -85,16 +65,32 @@ def parse_txns(history: History, f: str = "txn") -> Txns:
     objvals = history.objvals
     mops: list[list[Any]] = []
     malformed: list[int] = []
+    get = objvals.get
     for t, (ir, cr, s) in enumerate(zip(inv_l, comp_l, status, strict=True)):
-        v = objvals.get(cr) if s == SUCCEEDED else None
+        v = get(cr) if s == SUCCEEDED else None
         if v is None:
-            v = objvals.get(ir)
-        if v is None:
-            v = []
-        if not _well_formed(v):
-            malformed.append(t)
-            v = []
-        mops.append(v)
+            v = get(ir)
+            if v is None:
+                mops.append([])
+                continue
+        if type(v) is list:  # well formed: a list of ["append", k, int] / ["r", k, list or null]
+            for m in v:
+                if type(m) is not list or len(m) != 3:
+                    break
+                f, k, x = m
+                tk = type(k)
+                if tk is not int and tk is not str:
+                    break
+                if f == "append":
+                    if type(x) is not int:
+                        break
+                elif f != "r" or (x is not None and type(x) is not list):
+                    break
+            else:
+                mops.append(v)
+                continue
+        malformed.append(t)
+        mops.append([])
     index_col = history.index
     index = np.where(comp >= 0, index_col[np.maximum(comp, 0)], index_col[inv]).tolist()
     complete_row = np.where(status_a == SUCCEEDED, comp, -1).tolist()

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from harness.checkers.elle.mops import MopIndex
 
 __all__ = ["Versions", "infer_versions"]
+
+_seen = itemgetter(1)
 
 
 @dataclass(slots=True)
@@ -36,7 +39,7 @@ class Versions:
 def infer_versions(ix: MopIndex) -> Versions:
     vs = Versions()
     for k, rs in ix.reads.items():
-        longest = max((r[1] for r in rs), key=len)
+        longest = max(map(_seen, rs), key=len)  # the first of the longest
         n = len(longest)
         bad: set[int] | None = None
         for i, (_, seen, _) in enumerate(rs):
@@ -45,7 +48,7 @@ def infer_versions(ix: MopIndex) -> Versions:
                 if bad is None:
                     bad = set()
                 bad.add(i)
-        pos = {v: i for i, v in enumerate(longest)}
+        pos = dict(zip(longest, range(n), strict=True))
         order = longest
         if len(pos) != n:  # duplicates: the first occurrence places an element
             vs.deduped.add(k)

@@ -288,6 +288,8 @@ log.file = false
         state = self.container_state(node)
         if state != "running":
             return NodeStatus(node.name, "-", node.ip, state, False, None)
+        # rabbitmqctl (a CPU-second a call), not the management API: the API's partition lists are node
+        # statistics, refreshed every few seconds, so right after a recovery they still show the split
         try:
             view = self.membership(node, timeout=10)
         except Exception as exc:

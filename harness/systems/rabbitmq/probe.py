@@ -9,15 +9,11 @@ mirrored queue). Views differ across a partition, which is the point of sampling
 
 from __future__ import annotations
 
-import base64
-import json
-import urllib.request
 from typing import Any
 
 from harness.probes.base import Probe
 from harness.runtime.run import Node
-
-PORT = 15672
+from harness.systems.rabbitmq.management import api_get
 
 
 class RabbitProbe(Probe):
@@ -25,12 +21,7 @@ class RabbitProbe(Probe):
     interval = 1.0
 
     def _get(self, node: Node, path: str) -> Any:
-        request = urllib.request.Request(f"http://{node.ip}:{PORT}{path}")
-        user, password = self.system.client_credentials()
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-        with urllib.request.urlopen(request, timeout=2.0) as response:
-            return json.loads(response.read())
+        return api_get(node, path, self.system.client_credentials())
 
     def tick(self, node: Node, state: dict[str, object]) -> None:
         try:
