@@ -2,7 +2,13 @@
 ``--ops`` ops (default 10^6), timed end to end (a fresh ``harness`` process, as a person runs it) and step
 by step in this process.
 
-    python bench/report_speed.py [--ops 1e6] [--span 1000] [--dir DIR] [--repeat 3] [--seed 1]
+    python bench/report_speed.py [--big] [--steps] [--span 1000] [--dir DIR] [--repeat 3] [--seed 1]
+
+It prints, for runs of 10^5 and 10^6 ops (and 10^7 with ``--big``; ``--ops N`` for one size of your own),
+the MB of history.jsonl and the median seconds of ``harness check`` and ``harness report`` (fresh
+processes), uncached (no ``history.columns.npz`` beside the history: the first command after a run) and
+cached (the columnar cache the first read leaves there). ``--steps`` adds the step-by-step table of the
+largest run (in this process).
 
 The run looks like a Galera sql-set run of ``--span`` seconds: four clients over three nodes (each with one
 op in flight; an ``info`` retires the process), a partition isolating n1 (its writes fail or time out, three
@@ -214,75 +220,109 @@ def _cli(*argv: str) -> None:
         raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr[-2000:]}")
 
 
+def _figures(directory: Path, repeat: int) -> dict[str, float]:
+    """Median seconds of the four end-to-end figures of one run directory."""
+    from harness.model.history.oplog import cache_path
+
+    cache = cache_path(directory / "history.jsonl")
+    out = {}
+    for cmd in ("check", "report"):
+        out[f"{cmd} uncached"], _ = _timed(lambda c=cmd: _cold(cache, c, str(directory)), repeat)
+        _cli(cmd, str(directory))  # leaves the cache (the uncached command above already did)
+        out[f"{cmd} cached"], _ = _timed(lambda c=cmd: _cli(c, str(directory)), repeat)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--ops", default="1e6")
+    ap.add_argument("--ops", default="", help="one size of your own instead of 1e5 and 1e6")
+    ap.add_argument("--big", action="store_true", help="also 10^7 ops (about 1.1 GB of JSONL)")
+    ap.add_argument("--steps", action="store_true", help="the step-by-step table of the largest run too")
     ap.add_argument("--span", type=float, default=1000.0, help="seconds the run lasts")
-    ap.add_argument("--dir", default="", help="keep the run here (made once, reused)")
+    ap.add_argument("--dir", default="", help="keep the runs under here (made once, reused)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args(argv)
 
-    from harness.model.history import read_history, read_samples
+    console = Console()
+    sizes = [int(float(a.ops))] if a.ops else [10**5, 10**6] + ([10**7] if a.big else [])
+    tmp = None
+    if a.dir:
+        base = Path(a.dir)
+    else:
+        tmp = tempfile.mkdtemp(prefix="report-speed-")
+        base = Path(tmp)
+    try:
+        table = Table(title=f"harness check / report, median of {a.repeat} (s)", title_justify="left")
+        for col in (
+            "ops",
+            "history MB",
+            "check uncached",
+            "check cached",
+            "report uncached",
+            "report cached",
+        ):
+            table.add_column(col, justify="right")
+        directory = base
+        for n in sizes:
+            directory = base / f"ops-{n:.0e}".replace("+0", "")
+            t = time.perf_counter()
+            if not (directory / "history.jsonl").exists():
+                make_run(directory, n, a.span, a.seed)
+                console.print(f"made {directory} in {time.perf_counter() - t:.1f} s", style="dim")
+            mb = (directory / "history.jsonl").stat().st_size / 1e6
+            f = _figures(directory, a.repeat)
+            table.add_row(f"{n:,}", f"{mb:.0f}", *(f"{f[k]:.2f}" for k in ("check uncached", "check cached",
+                                                                              "report uncached", "report cached")))  # fmt: skip
+        console.print(table)
+        if a.steps:
+            console.print(_steps(directory, a.repeat))
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _steps(directory: Path, repeat: int) -> Table:
+    """Each step in this process: what the end-to-end figures are made of."""
+    from harness.model.history import read_history, read_samples, samples
     from harness.model.history.oplog import cache_path
     from harness.report.html import build_report, write_report
     from harness.runner import check_report
     from harness.stored_run import load_stored_run
 
-    console = Console()
-    tmp = None
-    if a.dir:
-        directory = Path(a.dir)
-    else:
-        tmp = tempfile.mkdtemp(prefix="report-speed-")
-        directory = Path(tmp) / "run"
-    try:
-        t = time.perf_counter()
-        if not (directory / "history.jsonl").exists():
-            make_run(directory, int(float(a.ops)), a.span, a.seed)
-            console.print(f"made {directory} in {time.perf_counter() - t:.1f} s", style="dim")
-        cache_path(directory / "history.jsonl").unlink(missing_ok=True)  # decode first, as a new run would
-        size = (directory / "history.jsonl").stat().st_size
-        table = Table(title=f"{directory}: history.jsonl {size / 2**20:.0f} MiB", title_justify="left")
-        table.add_column("step")
-        table.add_column("median s", justify="right")
-        table.add_column("note")
-        dt, history = _timed(lambda: _uncached(read_history, directory / "history.jsonl"), a.repeat)
-        table.add_row("read_history", f"{dt:.3f}", f"{len(history):,} ops, decoded")
-        dt, _ = _timed(lambda: _exact(directory / "history.jsonl"), 1)
-        table.add_row("exact line-by-line reader", f"{dt:.3f}", "json per line: what read_history did before")
-        dt, _ = _timed(lambda: read_history(directory / "history.jsonl"), a.repeat)
-        table.add_row("read_history again", f"{dt:.3f}", "same file, same process: the history already built")
-        dt, samples = _timed(lambda: read_samples(directory / "samples.jsonl"), a.repeat)
-        table.add_row("read_samples", f"{dt:.3f}", f"{len(samples):,} samples")
-        dt, _ = _timed(lambda: _uncached(load_stored_run, directory), a.repeat)
-        table.add_row("load_stored_run", f"{dt:.3f}", "every file")
-        dt, result = _timed(lambda: _uncached(check_report, directory, write=False), a.repeat)
-        table.add_row("check_report", f"{dt:.3f}", f"load + checkers: valid={result.valid}")
-        stored = load_stored_run(directory)
-        dt, page = _timed(lambda: build_report(stored, result), a.repeat)
-        table.add_row("build_report", f"{dt:.3f}", f"report.html {len(page) / 2**20:.1f} MiB")
-        cache = cache_path(directory / "history.jsonl")
-        dt, _ = _timed(lambda: (cache.unlink(missing_ok=True), write_report(directory, result)), a.repeat)
-        table.add_row("write_report", f"{dt:.3f}", "load again + html + junit + columnar cache")
-        dt, _ = _timed(lambda: _uncached(read_history, directory / "history.jsonl"), a.repeat)
-        table.add_row("read_history (cache)", f"{dt:.3f}", "from history.columns.npz, fresh")
-        cache = cache_path(directory / "history.jsonl")
-        dt, _ = _timed(lambda: _cold(cache, "check", str(directory)), a.repeat)
-        table.add_row(
-            "harness check (process)", f"{dt:.3f}", "end to end, fresh interpreter, history decoded"
-        )
-        dt, _ = _timed(lambda: _cold(cache, "report", str(directory)), a.repeat)
-        table.add_row("harness report (process)", f"{dt:.3f}", "the same, and writes the columnar cache")
-        dt, _ = _timed(lambda: _cli("check", str(directory)), a.repeat)
-        table.add_row("harness check (process)", f"{dt:.3f}", "with the columnar cache (as after a run)")
-        dt, _ = _timed(lambda: _cli("report", str(directory)), a.repeat)
-        table.add_row("harness report (process)", f"{dt:.3f}", "with the columnar cache (as after a run)")
-        console.print(table)
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    cache = cache_path(directory / "history.jsonl")
+    size = (directory / "history.jsonl").stat().st_size
+    table = Table(title=f"{directory}: history.jsonl {size / 2**20:.0f} MiB", title_justify="left")
+    table.add_column("step")
+    table.add_column("median s", justify="right")
+    table.add_column("note")
+
+    def fresh(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        cache.unlink(missing_ok=True)
+        samples._LAST.clear()
+        return _uncached(fn, *args, **kw)
+
+    dt, history = _timed(lambda: fresh(read_history, directory / "history.jsonl"), repeat)
+    table.add_row("read_history", f"{dt:.3f}", f"{len(history):,} ops, decoded (and the cache written)")
+    dt, _ = _timed(lambda: _exact(directory / "history.jsonl"), 1)
+    table.add_row("exact line-by-line reader", f"{dt:.3f}", "json per line: the reader of any odd file")
+    dt, _ = _timed(lambda: read_history(directory / "history.jsonl"), repeat)
+    table.add_row("read_history again", f"{dt:.3f}", "same file, same process: the history already built")
+    dt, _ = _timed(lambda: _uncached(read_history, directory / "history.jsonl"), repeat)
+    table.add_row("read_history (cache)", f"{dt:.3f}", "from history.columns.npz, fresh")
+    dt, got = _timed(lambda: (samples._LAST.clear(), read_samples(directory / "samples.jsonl")), repeat)
+    table.add_row("read_samples", f"{dt:.3f}", f"{len(got[1]):,} samples")
+    dt, _ = _timed(lambda: fresh(load_stored_run, directory), repeat)
+    table.add_row("load_stored_run", f"{dt:.3f}", "every file, history decoded")
+    dt, result = _timed(lambda: _uncached(check_report, directory, write=False), repeat)
+    table.add_row("check_report", f"{dt:.3f}", f"load (cached) + checkers: valid={result.valid}")
+    stored = load_stored_run(directory)
+    dt, page = _timed(lambda: build_report(stored, result), repeat)
+    table.add_row("build_report", f"{dt:.3f}", f"report.html {len(page) / 2**20:.1f} MiB")
+    dt, _ = _timed(lambda: write_report(directory, result), repeat)
+    table.add_row("write_report", f"{dt:.3f}", "load again (same process) + html + junit")
+    return table
 
 
 if __name__ == "__main__":

@@ -438,7 +438,7 @@ class _Page:
         for code in (1, 2, 3):
             sel = shown[h.type[comp][shown] == code]
             name = TYPES[code]
-            fig.points(t_inv[sel].tolist(), np.maximum(lat_ms[sel], lo).tolist(), f"c-{name}",
+            fig.points(t_inv[sel], np.maximum(lat_ms[sel], lo), f"c-{name}",
                        f"{name} ({int((h.type[comp] == code).sum()):,})")  # fmt: skip
         return fig.render()
 

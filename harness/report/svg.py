@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
+import numpy as np
+
 __all__ = ["WIDTH", "Figure", "nice_ticks"]
 
 WIDTH = 1180  # px, every figure of a page
@@ -25,7 +27,10 @@ LEFT, RIGHT, TOP, BOTTOM = 118, 16, 22, 26
 
 def _q(v: float) -> str:
     """A coordinate, short: one decimal."""
-    return f"{v:.1f}".rstrip("0").rstrip(".") if abs(v) < 1e7 else f"{v:.0f}"
+    if abs(v) >= 1e7:
+        return f"{v:.0f}"
+    s = f"{v:.1f}"
+    return s[:-2] if s.endswith(".0") else s
 
 
 def _attr(text: object) -> str:
@@ -111,6 +116,24 @@ class Figure:
             f = (v - lo) / (hi - lo)
         return TOP + self.height - min(max(f, 0.0), 1.0) * self.height
 
+    def sx_array(self, ts: Sequence[float] | np.ndarray) -> np.ndarray:
+        """``sx`` of every element of ``ts``."""
+        t = np.asarray(ts, dtype=np.float64)
+        out: np.ndarray = LEFT + (t - self.x0) / (self.x1 - self.x0) * self.plot_width
+        return out
+
+    def sy_array(self, vs: Sequence[float] | np.ndarray) -> np.ndarray:
+        """``sy`` of every element of ``vs``."""
+        assert self.y is not None
+        lo, hi = self.y
+        v = np.asarray(vs, dtype=np.float64)
+        if self.log:
+            f = (np.log10(np.maximum(v, lo)) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+        else:
+            f = (v - lo) / (hi - lo)
+        out: np.ndarray = TOP + self.height - np.clip(f, 0.0, 1.0) * self.height
+        return out
+
     def lane_y(self, lane: int) -> tuple[float, float]:
         """Top and height of lane ``lane``."""
         h = self.height / max(len(self.lanes), 1)
@@ -130,11 +153,14 @@ class Figure:
         """A polyline (a step line with ``step``); a None or NaN value breaks it."""
         parts: list[str] = []
         pen = False
-        for t, v in zip(ts, vs, strict=True):
-            if v is None or (isinstance(v, float) and math.isnan(v)):
+        values = np.array([math.nan if v is None else v for v in vs], dtype=np.float64)
+        if len(values) != len(ts):
+            raise ValueError(f"{len(ts)} times but {len(values)} values")
+        xs, ys = self.sx_array(ts).tolist(), self.sy_array(values).tolist()  # every point at once
+        for x, y in zip(xs, ys, strict=True):
+            if math.isnan(y):
                 pen = False
                 continue
-            x, y = self.sx(t), self.sy(v)
             if not pen:
                 parts.append(f"M{_q(x)} {_q(y)}")
                 pen = True
@@ -147,11 +173,13 @@ class Figure:
         if label:
             self._legend.append((cls, label))
 
-    def points(self, ts: Sequence[float], vs: Sequence[float], cls: str, label: str = "") -> None:
-        """One small square per point, drawn as one path (a hundred thousand points stay one element)."""
-        d = "".join(
-            f"M{_q(self.sx(t) - 1)} {_q(self.sy(v) - 1)}h2.2v2.2h-2.2z" for t, v in zip(ts, vs, strict=True)
-        )
+    def points(
+        self, ts: Sequence[float] | np.ndarray, vs: Sequence[float] | np.ndarray, cls: str, label: str = ""
+    ) -> None:
+        """One small square per point, drawn as one path (a hundred thousand points stay one element); the
+        coordinates are computed for all points at once."""
+        xs, ys = self.sx_array(ts) - 1, self.sy_array(vs) - 1
+        d = "".join(f"M{_q(x)} {_q(y)}h2.2v2.2h-2.2z" for x, y in zip(xs.tolist(), ys.tolist(), strict=True))
         if d:
             self._body.append(f'<path class="pt {cls}" d="{d}"/>')
         if label:

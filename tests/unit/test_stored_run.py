@@ -200,3 +200,25 @@ def test_loading_reads_files_only() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_corrupt_line_of_a_big_history_with_a_cache_beside_it_names_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.model.history import oplog
+
+    monkeypatch.setattr(oplog, "CACHE_MIN_BYTES", 0)
+    d = make_run(tmp_path / "run")
+    with HistoryWriter(d / "history.jsonl", ManualClock(), concurrency=1, background_flush=False) as h:
+        for i in range(500):  # big enough for the vectorised reader
+            h.ok(h.invoke(0, "add", i, node="n1"))
+    oplog._LAST.clear()
+    assert len(load_stored_run(d).history) == 1000
+    assert oplog.cache_path(d / "history.jsonl").is_file()  # the first read left the cache
+    lines = (d / "history.jsonl").read_text().splitlines()
+    lines[700] = lines[700].replace(",", " ", 1)
+    (d / "history.jsonl").write_text("\n".join(lines) + "\n")
+    oplog._LAST.clear()
+    with pytest.raises(InputError) as exc:
+        load_stored_run(d)
+    assert str(exc.value).startswith(f"{d / 'history.jsonl'}:701: not JSON: Expecting ',' delimiter (column ")

@@ -8,16 +8,20 @@ One op per line::
 
 (``node`` and ``error`` are left out when null.)
 
-``read_history`` decodes a well-formed file in one call into typed records and builds the columns from them
-(``msgspec``: 10^6 ops in about a second); a file it does not take as well-formed is read line by line by the
-exact reader, so a bad line is still ``FILE:LINE: what is wrong`` and a torn last line is still skipped.
-Reading the same file again, unchanged, in the same process returns the history already built; and a
-columnar cache beside the file (``write_history_cache``: ``history.columns.npz``, written with the run's
-report) is loaded instead of decoding when it is stamped with the file's exact bytes (size and SHA-1).
+``read_history`` reads a file of lines as ``HistoryWriter`` writes them without a Python object per op
+(``canonical.read_canonical``: numpy over the bytes, any other line decoded by msgspec on its own; 10^6
+ops in about 0.6 s), else decodes a well-formed file in one msgspec call into typed records; a file it does
+not take as well-formed is read line by line by the exact reader, so a bad line is still ``FILE:LINE: what
+is wrong`` and a torn last line is still skipped. Reading the same file again, unchanged, in the same
+process returns the history already built; and a columnar cache beside the file (``history.columns.npz``)
+is loaded instead of decoding when it is stamped with the file's exact bytes (size and SHA-1). The first
+decode of a history of ``CACHE_MIN_BYTES`` or more writes that cache (so the next ``harness check`` or
+``report`` loads it); ``write_history_cache`` writes it for any history (the run's report does).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import hashlib
@@ -33,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 
 from harness.model.clock import Clock, RunClock
+from harness.model.history.canonical import read_canonical
 from harness.model.history.columns import History, HistoryBuilder
 from harness.model.history.fields import INT64_MAX, INT64_MIN
 from harness.model.history.jsonl import (
@@ -220,7 +225,9 @@ def read_history(path: PathLike) -> History:
     with _LAST_LOCK:
         if _LAST and _LAST[0][0] == key and _LAST[0][1] == data:
             return _LAST[0][2]
-    history = _read_cache(cache_path(path), data)
+    stamp = _stamp(data)
+    history = _read_cache(cache_path(path), stamp)
+    decoded = history is None
     if history is None:
         history = _read_fast(data)
     if history is None:
@@ -229,12 +236,18 @@ def read_history(path: PathLike) -> History:
             pass
         history = b.build()
     with _LAST_LOCK:
-        _LAST[:] = [(key, data, history)]
+        _LAST[:] = [(key, data, history, stamp)]
+    if (
+        decoded and msgspec is not None and len(data) >= CACHE_MIN_BYTES
+    ):  # decoded once: the next command (or the report) loads the columns
+        with contextlib.suppress(OSError):  # a read-only run directory goes without
+            _write_cache(cache_path(path), stamp, history)
     return history
 
 
 # -- the columnar cache ---------------------------------------------------------------------------------
 CACHE_VERSION = 1
+CACHE_MIN_BYTES = 1 << 20  # smaller histories decode in milliseconds: no cache file beside them
 
 
 def cache_path(path: PathLike) -> Path:
@@ -257,32 +270,43 @@ def write_history_cache(path: PathLike) -> Path | None:
     key = os.path.realpath(path)
     with _LAST_LOCK:
         last = _LAST[0] if _LAST and _LAST[0][0] == key else None
-    if last is not None:  # the bytes and the history built from them, as read last (a consistent pair)
-        data, history = last[1], last[2]
-    else:
-        data = read_bytes(path)
-        history = read_history(path)
+    if last is None:
+        read_history(path)
+        with _LAST_LOCK:
+            last = _LAST[0]
+    # the bytes and the history built from them, as read last (a consistent pair)
+    history, stamp = last[2], last[3]
     target = cache_path(path)
-    stamp = _stamp(data)
     if _cache_stamp(target) == stamp:
         return target  # already there
+    return target if _write_cache(target, stamp, history) else None
+
+
+def _write_cache(target: Path, stamp: dict[str, Any], history: History) -> bool:
+    """Store ``history``'s columns at ``target`` stamped with ``stamp``; False when a value cannot be
+    stored exactly (JSON cannot carry it, such as NaN)."""
+    assert msgspec is not None
     rows = np.fromiter(history.objvals.keys(), dtype=np.int64, count=len(history.objvals))
     values = list(history.objvals.values())
     try:
         encoded = msgspec.json.encode(values)
         if msgspec.json.decode(encoded) != values:
-            return None
+            return False
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError, msgspec.DecodeError):
-        return None
+        return False
     meta = {**stamp, "f_names": list(history.f_names), "node_names": list(history.node_names),
             "error_names": list(history.error_names)}  # fmt: skip
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, meta=np.frombuffer(msgspec.json.encode(meta), dtype=np.uint8),
-                 obj_rows=rows, obj_json=np.frombuffer(encoded, dtype=np.uint8),
-                 **{name: getattr(history, name) for name in _CACHED_COLUMNS})  # fmt: skip
-    os.replace(tmp, target)
-    return target
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, meta=np.frombuffer(msgspec.json.encode(meta), dtype=np.uint8),
+                     obj_rows=rows, obj_json=np.frombuffer(encoded, dtype=np.uint8),
+                     **{name: getattr(history, name) for name in _CACHED_COLUMNS})  # fmt: skip
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return True
 
 
 _CACHED_COLUMNS = ("index", "process", "type", "f", "time", "node", "ival", "has_ival", "error")
@@ -300,14 +324,17 @@ def _cache_stamp(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _read_cache(path: Path, data: bytes) -> History | None:
-    """The history stored in the cache at ``path`` if it is there, whole, and stamped with ``data``."""
+def _read_cache(path: Path, stamp: dict[str, Any] | bytes) -> History | None:
+    """The history stored in the cache at ``path`` if it is there, whole, and stamped with ``stamp`` (the
+    ``_stamp`` of the history file's bytes, or those bytes)."""
     if msgspec is None or not path.is_file():
         return None
+    if isinstance(stamp, bytes):
+        stamp = _stamp(stamp)
     try:
         with np.load(path, allow_pickle=False) as z:
             meta = msgspec.json.decode(z["meta"].tobytes())
-            if {k: meta.get(k) for k in ("version", "size", "sha1")} != _stamp(data):
+            if {k: meta.get(k) for k in ("version", "size", "sha1")} != stamp:
                 return None
             columns = {name: z[name] for name in _CACHED_COLUMNS}
             rows = z["obj_rows"].tolist()
@@ -321,7 +348,7 @@ def _read_cache(path: Path, data: bytes) -> History | None:
 # The last history read, by path and exact content: a run's checks and then its report read the same
 # file in one process, and the second read is then a comparison of bytes, not a decode. (A History is
 # immutable: sharing it is safe.)
-_LAST: list[tuple[str, bytes, History]] = []
+_LAST: list[tuple[str, bytes, History, dict[str, Any]]] = []
 _LAST_LOCK = threading.Lock()
 
 
@@ -351,6 +378,9 @@ def _read_fast(data: bytes) -> History | None:
     enabled = gc.isenabled()
     gc.disable()  # a million small objects: the collector would walk them again and again
     try:
+        history = read_canonical(data, _OP_DECODER.decode)
+        if history is not None:
+            return history
         records = fast_lines(data, _OP_DECODER)
         if records is None:
             return None
