@@ -44,6 +44,7 @@ from pydantic import Field
 
 from harness.checkers.base import CheckContext, CheckerOptions, Result, Validity, merge_valid
 from harness.checkers.common import small_unique
+from harness.checkers.errors import error_summary
 from harness.model.history import FAIL, INFO, INVOKE, OK, Event, History
 
 __all__ = ["DEFAULT_WRITE_FS", "AvailabilityOptions", "check_availability"]
@@ -191,6 +192,8 @@ def check_availability(history: History, ctx: CheckContext) -> Result:
         "writes_ok": int((ctype == OK).sum()),
         "writes_failed": int((ctype == FAIL).sum()),
         "writes_indeterminate": int((ctype == INFO).sum()),
+        # how the failed and indeterminate writes ended, by class (definite aborts by MySQL code…)
+        **error_summary(history, write_fs),
     }
     if g.empty:
         return Result(

@@ -308,3 +308,25 @@ def test_reconnecting_clients_make_an_outage_not_idle_time() -> None:
     # without demand ops the reconnect second looks idle and the outage shrinks to the dying write
     bare = check_availability(h, CheckContext(events=(ev,), options={"availability": {"demand_fs": []}}))
     assert bare.figures["longest_outage_s"] == 0.1
+
+
+def test_failed_and_indeterminate_writes_are_counted_by_class() -> None:
+    deadlock = (
+        "OperationalError: (1213, 'Deadlock found when trying to get lock; try restarting transaction')"
+    )
+    lost = "OperationalError: (2013, 'Lost connection to MySQL server during query')"
+    ops = [
+        {"process": 0, "type": "invoke", "f": "write", "value": 1},
+        {"process": 0, "type": "ok", "f": "write", "value": 1},
+        {"process": 1, "type": "invoke", "f": "write", "value": 2},
+        {"process": 1, "type": "fail", "f": "write", "value": 2, "error": deadlock},
+        {"process": 2, "type": "invoke", "f": "write", "value": 3},
+        {"process": 2, "type": "fail", "f": "write", "value": 3, "error": deadlock},
+        {"process": 3, "type": "invoke", "f": "write", "value": 4},
+        {"process": 3, "type": "info", "f": "write", "value": 4, "error": lost},
+    ]
+    history = History.from_ops(Op(index=i, time=i * BIN // 4, **o) for i, o in enumerate(ops))
+    f = check_availability(history, CheckContext(options={"availability": {"write_fs": ["write"]}})).figures
+    assert f["writes_failed"] == 2 and f["writes_indeterminate"] == 1
+    assert f["aborts_by_code"] == {"1213": 2} and f["failed_by_reason"] == {"1213": 2}
+    assert f["indeterminate_by_reason"] == {"lost-connection": 1}
