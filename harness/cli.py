@@ -226,10 +226,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from harness.explore import explore
     from harness.model.durations import parse_duration
     from harness.model.loading import SpecError
-    from harness.plan import workload_spec
     from harness.report.console import console
     from harness.reuse import ReusedCluster
-    from harness.runner import RunLog, RunOutcome, run_on
+    from harness.runner import RunOutcome, run_next
     from harness.specs import load_topology
     from harness.workloads import WORKLOADS
 
@@ -260,11 +259,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     cluster = ReusedCluster(topology, _runtime(), hand_over=args.keep)
 
     def run(scenario: Any) -> RunOutcome:
-        spec = workload_spec(scenario, topology)
-        with RunLog() as run_log:
-            lease = cluster.acquire()
-            outcome = run_on(lease, topology, scenario, spec, runtime=cluster.runtime, reports=out / "runs",
-                             seed=seed, run_log=run_log)  # fmt: skip
+        outcome = run_next(cluster, scenario, reports=out / "runs", seed=seed)
         verdict = {True: "valid", False: "INVALID"}.get(outcome.result.valid, "unknown")  # type: ignore[arg-type]
         steps = len(scenario.steps)
         console.print(f"  {outcome.run_id}: {steps} steps, {scenario.duration_s:.0f}s: {verdict}")
@@ -505,10 +500,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from harness.report.console import console
     from harness.report.html import write_report
     from harness.runner import check_report
+    from harness.stored_run import load_stored_run
 
     report = _report_dir(args.report)
-    result = check_report(report, write=False)
-    page = write_report(report, result)
+    stored = load_stored_run(report)
+    result = check_report(report, write=False, stored=stored)
+    page = write_report(report, result, stored)
     console.print(f"report: {page} (and {page.with_name('junit.xml')}); verdict {result.valid}")
     return _exit_for(result.valid)
 

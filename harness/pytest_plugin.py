@@ -350,13 +350,9 @@ class ClusterPool:
         if cluster is not None:
             from harness.reuse import restore
 
-            try:
-                restore(cluster.run, self.runtime)
-            except Exception as exc:
-                replaced = (
-                    f"not healthy within {topology.timeouts.heal:g}s after healing: {type(exc).__name__}"
-                )
-                log.warning(f"cluster {cluster.id} replaced: {replaced}: {exc}")
+            replaced = restore(cluster.run, self.runtime)
+            if replaced is not None:
+                log.warning(f"cluster {cluster.id} replaced: {replaced}")
                 cluster.broken = True
                 self.state.dispose(cluster.id, self.runtime, keep=False, why="not healthy after healing")
                 cluster = None

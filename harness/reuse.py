@@ -30,9 +30,14 @@ log = logging.getLogger(__name__)
 __all__ = ["Lease", "ReusedCluster", "restore"]
 
 
-def restore(run: Run, runtime: Runtime) -> None:
-    """Heal everything on ``run`` and wait until it is healthy (raises if it is not within the deadline)."""
-    Nemesis(system_for(run, runtime)).heal(wait=True)
+def restore(run: Run, runtime: Runtime) -> str | None:
+    """Heal everything on ``run`` and wait until it is healthy: None when it is, else why the cluster must
+    be replaced (it did not come back within ``timeouts.heal``, or healing itself failed)."""
+    try:
+        Nemesis(system_for(run, runtime)).heal(wait=True)
+    except Exception as exc:
+        return f"not healthy within {run.topology.timeouts.heal:g}s after healing: " + _first_line(exc)
+    return None
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,6 @@ class ReusedCluster:
         self.hand_over = hand_over
         self.run: Run | None = None
         self.used = 0  # scenarios lent the current cluster
-        self.replacements = 0
 
     def acquire(self) -> Lease:
         started = time.monotonic()
@@ -76,13 +80,10 @@ class ReusedCluster:
             self.used = 1
             return Lease(self.run, 1, reused=False)
         log.info(f"reusing cluster {self.run.id}: healing and waiting for every node to be healthy")
-        try:
-            restore(self.run, self.runtime)
-        except Exception as exc:
-            reason = f"not healthy within {self.topology.timeouts.heal:g}s after healing: " + _first_line(exc)
+        reason = restore(self.run, self.runtime)
+        if reason is not None:
             log.warning(f"cluster {self.run.id} replaced: {reason}")
             self._remove()
-            self.replacements += 1
             self.run = up(self.topology, self.runtime, hand_over=self.hand_over)
             self.used = 1
             return Lease(self.run, 1, reused=False, replaced=reason)

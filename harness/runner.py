@@ -38,14 +38,14 @@ from harness.probes import probes_for
 from harness.report.html import write_report
 from harness.reuse import Lease, ReusedCluster
 from harness.runtime.base import Runtime
-from harness.stored_run import load_stored_run
+from harness.stored_run import StoredRun, load_stored_run
 from harness.systems.base import ClusterSystem
 from harness.systems.registry import topology_adapter
 from harness.workloads import workload_class
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunOutcome", "apply_step", "check_report", "run_on", "run_scenario", "run_scenarios"]
+__all__ = ["RunOutcome", "apply_step", "check_report", "run_next", "run_on", "run_scenario", "run_scenarios"]
 
 
 @dataclass(frozen=True)
@@ -133,25 +133,32 @@ def run_scenarios(
     back in time is replaced (see ``harness.reuse``). Every pair is validated before anything starts.
     ``on_outcome`` is called after each scenario; ``keep`` hands the last cluster over instead of removing
     it. Each scenario has its own run directory: ``reports/<cluster id>``, then ``<cluster id>-2``…"""
-    specs = []
     for scenario in scenarios:
         validate_pair(scenario, topology)
-        specs.append(workload_spec(scenario, topology))
+        workload_spec(scenario, topology)  # raises, before anything starts, if it has no workload here
     cluster = ReusedCluster(topology, runtime, hand_over=keep)
     outcomes: list[RunOutcome] = []
     try:
-        for scenario, spec in zip(scenarios, specs, strict=True):
-            with RunLog() as run_log:
-                log.info(f"{scenario.name} on {topology.name}, seed {seed}")
-                lease = cluster.acquire()
-                outcome = run_on(lease, topology, scenario, spec, runtime=runtime, reports=reports, seed=seed,
-                                 run_log=run_log)  # fmt: skip
+        for scenario in scenarios:
+            outcome = run_next(cluster, scenario, reports=reports, seed=seed)
             outcomes.append(outcome)
             if on_outcome is not None:
                 on_outcome(outcome)
     finally:
         cluster.close()
     return outcomes
+
+
+def run_next(cluster: ReusedCluster, scenario: Scenario, *, reports: Path, seed: int) -> RunOutcome:
+    """``scenario`` on ``cluster``'s next lease (brought up the first time, else healed and checked healthy,
+    or replaced), the lease's bring-up or health check logged into the scenario's ``harness.log``."""
+    topology = cluster.topology
+    spec = workload_spec(scenario, topology)
+    with RunLog() as run_log:
+        log.info(f"{scenario.name} on {topology.name}, seed {seed}")
+        lease = cluster.acquire()
+        return run_on(lease, topology, scenario, spec, runtime=cluster.runtime, reports=reports, seed=seed,
+                      run_log=run_log)  # fmt: skip
 
 
 def run_on(lease: Lease, topology: TopologyBase, scenario: Scenario, spec: WorkloadSpec, *, runtime: Runtime,
@@ -222,9 +229,10 @@ def _run(lease: Lease, topology: TopologyBase, scenario: Scenario, spec: Workloa
         (out / "checksums.json").write_text(json.dumps(checksums, indent=2, sort_keys=True))
     _save_logs(system, out / "logs")
     phases.mark("logs")
-    result = check_report(out)
+    stored = load_stored_run(out)
+    result = check_report(out, stored=stored)
     phases.mark("check")
-    write_report(out, result)
+    write_report(out, result, stored)
     phases.mark("report")
     meta["phases_s"] = phases.durations  # where the scenario's wall time went (bench/scenario_overhead.py)
     (out / "meta.json").write_text(json.dumps(meta))
@@ -254,13 +262,15 @@ def _save_logs(system: ClusterSystem, directory: Path) -> None:
         (directory / f"{name}.log").write_text(system.runtime.logs(container.name, tail=2000))
 
 
-def check_report(out: Path, *, write: bool = True) -> Result:
-    """Run the scenario's checkers on a stored run directory (no cluster needed).
+def check_report(out: Path, *, write: bool = True, stored: StoredRun | None = None) -> Result:
+    """Run the scenario's checkers on a stored run directory (no cluster needed); ``stored``: the directory
+    already read (``load_stored_run(out)``), so that the report can be drawn from the same read.
 
     A corrupt run directory is an InputError naming FILE:LINE (exit 2); one missing a file a verdict
     needs is an IncompleteRunError (exit 3); neither is ever read as data loss.
     """
-    stored = load_stored_run(out)
+    if stored is None:
+        stored = load_stored_run(out)
     try:
         scenario = Scenario.model_validate(stored.scenario_doc)
     except ValidationError as exc:

@@ -165,7 +165,8 @@ def find_runs(paths: Iterable[Path]) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def _json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; an unreadable file, bad JSON or another value is an InputError."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
@@ -181,7 +182,7 @@ def _result(run: Path) -> Result:
     path = run / "result.json"
     if path.is_file():
         try:
-            return Result.from_dict(_json(path))
+            return Result.from_dict(read_json_object(path))
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(f"{path}: not a result: {e}") from None
     from harness.runner import check_report
@@ -196,10 +197,10 @@ def _number(v: Any) -> float | None:
 def summarise(run: Path, result: Result | None = None) -> RunSummary:
     """The figures ``compare`` shows of the run in ``run``."""
     result = result if result is not None else _result(run)
-    scenario = _json(run / "scenario.json").get("name", "?")
+    scenario = read_json_object(run / "scenario.json").get("name", "?")
     topo_path = run / "topology.json"
-    topology = _json(topo_path).get("name", "?") if topo_path.is_file() else "?"
-    meta = _json(run / "meta.json") if (run / "meta.json").is_file() else {}
+    topology = read_json_object(topo_path).get("name", "?") if topo_path.is_file() else "?"
+    meta = read_json_object(run / "meta.json") if (run / "meta.json").is_file() else {}
     ch = result.children
     values: dict[str, float | None] = {}
     for key in ("lost", "duplicated"):

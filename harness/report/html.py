@@ -59,15 +59,17 @@ NS = 1e9
 
 
 # -- entry points -----------------------------------------------------------------------------------------
-def write_report(out: Path, result: Result) -> Path:
+def write_report(out: Path, result: Result, stored: StoredRun | None = None) -> Path:
     """Write ``report.html`` and ``junit.xml`` into the run directory ``out`` for its checked ``result``
-    (``harness.runner.check_report``); return the report's path. Also leaves the history's columnar cache
+    (``harness.runner.check_report``; ``stored``: the directory as that check read it, else read again);
+    return the report's path. Also leaves the history's columnar cache
     (``history.columns.npz``) there, so that checking or reporting the run again need not decode its
     history.jsonl (the cache is used only while that file is unchanged)."""
     from harness.report.junit import write_junit
 
     out = Path(out)
-    stored = load_stored_run(out)
+    if stored is None:
+        stored = load_stored_run(out)
     page = out / "report.html"
     write_junit(out / "junit.xml", result, stored)
     try:

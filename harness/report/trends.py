@@ -38,7 +38,7 @@ from typing import Any
 from harness.checkers.base import Validity, jsonable
 from harness.errors import InputError
 from harness.model.nightly import Regressions
-from harness.report.compare import METRICS
+from harness.report.compare import METRICS, read_json_object
 
 __all__ = ["FIGURES", "Nightly", "Regression", "Trends", "build_trends", "load_history", "prune_history",
            "regressions_md", "trends_html", "write_trends"]  # fmt: skip
@@ -142,13 +142,8 @@ def _json_value(v: float | None) -> float | str | None:
 
 def read_nightly(directory: Path) -> Nightly:
     path = directory / "matrix.json"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise InputError(f"{path}: not JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("kind") != MATRIX_KIND or not isinstance(doc.get("cells"), list):
+    doc = read_json_object(path)
+    if doc.get("kind") != MATRIX_KIND or not isinstance(doc.get("cells"), list):
         raise InputError(f"{path}: not a matrix.json (expected kind {MATRIX_KIND!r} and a list of cells)")
     cells: dict[Key, dict[str, float | None]] = {}
     for i, cell in enumerate(doc["cells"]):

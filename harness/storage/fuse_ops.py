@@ -19,7 +19,7 @@ import logging
 import os
 import stat as stat_m
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from os import fsdecode, fsencode
 
 import pyfuse3
@@ -288,38 +288,26 @@ class LazyOperations(pyfuse3.Operations):
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        self._check()
-        path = self._child(parent_inode, name)
-        try:
-            os.mkdir(path, mode & ~ctx.umask)
-            self._own(path, ctx)
-        except OSError as exc:
-            raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
-        attr = self._attrs(path=path)
-        self._remember(attr.st_ino, path)
-        return attr
+        return self._new_entry(parent_inode, name, ctx, lambda path: os.mkdir(path, mode & ~ctx.umask))
 
     async def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
-        self._check()
-        path = self._child(parent_inode, name)
-        try:
-            os.mknod(path, mode & ~ctx.umask, rdev)
-            self._own(path, ctx)
-        except OSError as exc:
-            raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
-        attr = self._attrs(path=path)
-        self._remember(attr.st_ino, path)
-        return attr
+        return self._new_entry(parent_inode, name, ctx, lambda path: os.mknod(path, mode & ~ctx.umask, rdev))
 
     async def symlink(
         self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
+        return self._new_entry(parent_inode, name, ctx, lambda path: os.symlink(fsdecode(target), path))
+
+    def _new_entry(
+        self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext, make: Callable[[str], None]
+    ) -> pyfuse3.EntryAttributes:
+        """``make`` the entry ``name`` in the backing directory, owned by the caller; its attributes."""
         self._check()
         path = self._child(parent_inode, name)
         try:
-            os.symlink(fsdecode(target), path)
+            make(path)
             self._own(path, ctx)
         except OSError as exc:
             raise pyfuse3.FUSEError(exc.errno or errno.EIO) from None
