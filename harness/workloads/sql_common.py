@@ -112,17 +112,22 @@ def is_definite(exc: BaseException) -> bool:
     return is_server_error(exc) and error_code(exc) in DEFINITE_FAILURES
 
 
-def _rollback(conn: Any, exc: BaseException) -> bool:
-    """Roll back after ``exc``; True when the connection is still fit for use: only when the ROLLBACK was
-    acknowledged. A refused ROLLBACK may leave the transaction open (1205 rolls back only the statement),
-    and the next BEGIN would commit it implicitly; dropping the connection makes the server roll it back."""
+ROLLBACK_FAILED = "; ROLLBACK failed, session dropped: "  # the tail of an op's error when it was
+
+
+def _rollback(conn: Any, exc: BaseException) -> tuple[bool, str]:
+    """Roll back after ``exc``: (is the connection still fit for use, what to add to the op's error). Fit
+    only when the ROLLBACK was acknowledged: a refused ROLLBACK may leave the transaction open (1205 rolls
+    back only the statement), and the next BEGIN would commit it implicitly; dropping the connection makes
+    the server roll it back. The op's error then says so (``ROLLBACK_FAILED``), so that every reconnect
+    has a recorded cause."""
     if not isinstance(exc, Refused) and not is_server_error(exc):
-        return False  # the connection is broken or timed out: dropping it rolls the transaction back
+        return False, ""  # the connection is broken or timed out: dropping it rolls the transaction back
     try:
         conn.rollback()
-    except Exception:
-        return False
-    return True
+    except Exception as rollback_error:
+        return False, ROLLBACK_FAILED + describe(rollback_error)
+    return True, ""
 
 
 def transact(conn: Any, body: Callable[[Any], Any]) -> Outcome:
@@ -136,11 +141,11 @@ def transact(conn: Any, body: Callable[[Any], Any]) -> Outcome:
         committing = True
         conn.commit()
     except Exception as exc:
-        usable = _rollback(conn, exc)
+        usable, dropped = _rollback(conn, exc)
         if committing and not is_definite(exc):  # it may have committed
-            return Outcome("info", error=describe(exc), usable=usable, exc=exc)
+            return Outcome("info", error=describe(exc) + dropped, usable=usable, exc=exc)
         reason = f"refused: {exc}" if isinstance(exc, Refused) else describe(exc)
-        return Outcome("fail", error=reason, usable=usable, exc=exc)
+        return Outcome("fail", error=reason + dropped, usable=usable, exc=exc)
     return Outcome("ok", value)
 
 

@@ -22,7 +22,7 @@ from harness.model.history import History, HistoryWriter, Op, read_history
 from harness.model.scenario import WorkloadSpec
 from harness.runtime.wait import wait_until
 from harness.workloads.sql_bank import SqlBank
-from harness.workloads.sql_common import SqlWorkload
+from harness.workloads.sql_common import ROLLBACK_FAILED, SqlWorkload
 from harness.workloads.sql_register import SqlRegister
 
 
@@ -125,8 +125,9 @@ def test_bank_without_faults_keeps_every_total(galera, tmp_path: Path) -> None: 
         ) or timed_out(op), op
     assert not [op for op in ops(h, "transfer", "info") if (op.error or "").startswith("refused")]
     assert {op.node for op in ops(h, "transfer", "ok")} == {"n1", "n2", "n3"}
-    dropped = [op for op in client_ops(h) if op.type in ("fail", "info") and timed_out(op)]
-    # one connect per client, and one more only after a timeout dropped a connection
+    dropped = [op for op in client_ops(h) if op.type in ("fail", "info")
+               and (timed_out(op) or ROLLBACK_FAILED in (op.error or ""))]  # fmt: skip
+    # one connect per client, and one more only after a timeout or a refused ROLLBACK dropped a connection
     assert spec.clients <= len(ops(h, "connect", "ok")) <= spec.clients + len(dropped), dropped
     assert all(timed_out(op) for op in ops(h, "connect", "fail")), ops(h, "connect", "fail")
 

@@ -36,6 +36,7 @@ from harness.workloads.sql_bank import SqlBank
 from harness.workloads.sql_common import (
     CLIENT_ERRORS_FROM,
     DEFINITE_FAILURES,
+    ROLLBACK_FAILED,
     OpType,
     Outcome,
     Refused,
@@ -373,11 +374,16 @@ def test_a_failed_rollback_decides_whether_the_session_is_kept(
     )
     assert str(error_code(make(first))) in outcome.error, "the error recorded is the op's, not the rollback's"
     assert outcome.code == error_code(make(first))
+    # a dropped session is said on the op, after its own error: every reconnect has a recorded cause
+    own, _, dropped = outcome.error.partition(ROLLBACK_FAILED)
+    assert str(error_code(make(rollback_error))) in dropped and str(error_code(make(first))) in own
 
 
 def test_a_refusal_whose_rollback_is_lost_drops_the_session() -> None:
     conn = FakeConnection(rowcount=0, raises={"rollback": make("2013 lost (short read)")})
-    assert transact(conn, add_counter) == Outcome("fail", error="refused: no counter 0", usable=False)
+    error = ("refused: no counter 0; ROLLBACK failed, session dropped: "
+             "OperationalError: (2013, 'Lost connection to MySQL server during query')")  # fmt: skip
+    assert transact(conn, add_counter) == Outcome("fail", error=error, usable=False)
 
 
 def test_keyboard_interrupt_is_not_an_outcome() -> None:
