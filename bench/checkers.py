@@ -1,15 +1,17 @@
 """Checker throughput and peak memory on synthetic histories.
 
     python bench/checkers.py [--sizes 1e5,1e6,1e7] [--checkers set,queue,availability,bank,lag,elle]
-                             [--no-mem] [--io 1e6] [--seed 1]
-    python bench/checkers.py --checkers elle --sizes 1e4,1e5   # elle: size = txns, throughput txns/s
+                             [--no-mem] [--io 1e6] [--seed 1] [--stages]
+    python bench/checkers.py --checkers elle --no-mem --stages   # elle: size = txns, throughput txns/s
 
 Histories are generated column-wise with numpy (ops in batches of ``--concurrency`` workers: the batch's
 invokes, then its completions in shuffled order; 97% ok, 1% fail, 2% info with process retirement;
 three nodes; a partition event with an outage of failed writes; per-node final reads with a few losses).
 Each checker is timed once without tracemalloc (throughput = history ops / s; lag: samples / s), then run
 again under tracemalloc for its peak traced allocation (numpy buffers included). ``--io N`` also times
-writing and reading an N-op JSONL history. Not a test: it prints a table and exits 0.
+writing and reading an N-op JSONL history. Without ``--sizes`` each checker runs at its default sizes
+(elle: 1e4, 1e5, 1e6 txns; the others 1e5, 1e6, 1e7 ops). ``--stages`` also times the elle checker stage
+by stage (one more run, without tracemalloc). Not a test: it prints a table and exits 0.
 """
 
 from __future__ import annotations
@@ -282,6 +284,61 @@ def gen_elle(n: int, conc: int, rng: np.random.Generator) -> Case:
     return Case(b.build(), CheckContext(options=opts), n, "txns")
 
 
+def elle_stages(case: Case) -> dict[str, float]:
+    """Seconds per stage of the elle checker on ``case`` (its steps, in order, with the collector off as
+    ``check_elle`` has it); ``rest``: what else a whole check takes (explaining, the verdict, freeing)."""
+    from harness.checkers.elle import ElleOptions
+    from harness.checkers.elle.cycles import find_cycles
+    from harness.checkers.elle.direct import g1a, g1b, lost_updates
+    from harness.checkers.elle.graph import build_graph
+    from harness.checkers.elle.mops import index_mops
+    from harness.checkers.elle.txn import parse_txns
+    from harness.checkers.elle.versions import infer_versions
+
+    o = case.ctx.options_for("elle", ElleOptions)
+    realtime = o.model == "strict-serializable" if o.realtime is None else o.realtime
+    h = case.history
+    h.drop_caches()
+    gc.collect()
+    out: dict[str, float] = {}
+    t = t0 = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal t
+        now = time.perf_counter()
+        out[name] = now - t
+        t = now
+
+    gc.disable()
+    try:
+        txns = parse_txns(h, o.f)
+        lap("parse")
+        ix = index_mops(txns)
+        lap("mops")
+        vs = infer_versions(ix)
+        lap("versions")
+        g1a(ix, vs), g1b(ix, vs), lost_updates(ix, vs)
+        lap("direct")
+        g = build_graph(txns, ix, vs, realtime=realtime, process=o.process)
+        lap("graph")
+        acyclic = g.acyclic()
+        lap("acyclic")
+        if not acyclic:
+            g.complete()
+            find_cycles(g.adj, g.txns, ext=realtime or o.process)
+            lap("search")
+        staged = time.perf_counter() - t0
+    finally:
+        gc.enable()
+    del txns, ix, vs, g
+    h.drop_caches()
+    gc.collect()
+    t = time.perf_counter()
+    CHECKERS["elle"](h, case.ctx)
+    out["rest"] = max(0.0, time.perf_counter() - t - staged)
+    return out
+
+
 GENERATORS: dict[str, Callable[[int, int, np.random.Generator], Case]] = {
     "set": gen_set,
     "queue": gen_queue,
@@ -332,24 +389,33 @@ def _io(n: int, conc: int, console: Console) -> None:
     )
 
 
+DEFAULT_SIZES = {"elle": "1e4,1e5,1e6"}  # txns: a 1e7-txn history takes minutes to generate
+
+
+def _sizes(spec: str) -> list[int]:
+    return [int(float(s)) for s in spec.split(",") if s]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="1e5,1e6,1e7")
+    ap.add_argument("--sizes", default="", help="sizes for every checker (default: each checker's own)")
     ap.add_argument("--checkers", default=",".join(GENERATORS))
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-mem", action="store_true", help="skip the tracemalloc pass")
     ap.add_argument("--io", default="", help="also time JSONL write+read at this size, e.g. 1e6")
+    ap.add_argument("--stages", action="store_true", help="also time the elle checker stage by stage")
     a = ap.parse_args(argv)
-    sizes = [int(float(s)) for s in a.sizes.split(",") if s]
     names = [s for s in a.checkers.split(",") if s]
+    sizes_of = {name: _sizes(a.sizes or DEFAULT_SIZES.get(name, "1e5,1e6,1e7")) for name in names}
+    sizes = sorted(set().union(*sizes_of.values()))
     console = Console(width=max(Console().width, 130))
     table = Table(title="checker throughput")
     for col in ("checker", "size", "gen s", "check s", "throughput", "peak MiB", "history MiB", "valid"):
         table.add_column(col, justify="right" if col not in ("checker", "valid") else "left")
     for n in sizes:
         cache: dict[str, Case] = {}
-        for name in names:
+        for name in (name for name in names if n in sizes_of[name]):
             gen = GENERATORS[name]
             t = time.perf_counter()
             key = gen.__name__
@@ -370,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
                 str(result.valid),
             )
             console.print(f"  {name} {n:.0e}: {dt:.3f} s", style="dim")
+            if a.stages and name == "elle":
+                stages = elle_stages(case)
+                parts = ", ".join(f"{k} {v:.3f}" for k, v in stages.items())
+                console.print(f"  elle {n:.0e} stages (s): {parts}", style="dim")
         cache.clear()
         gc.collect()
     console.print(table)

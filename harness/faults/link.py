@@ -40,7 +40,16 @@ from typing import Any, ClassVar
 
 from harness.errors import InputError
 from harness.faults.base import FaultContext, FaultKind
-from harness.model.faults import Down, LinkFault, LinkFaultBase, LinkStep, StepBase, ToxicFault, parse_step
+from harness.model.faults import (
+    ROLE_TARGETS,
+    Down,
+    LinkFault,
+    LinkFaultBase,
+    LinkStep,
+    StepBase,
+    ToxicFault,
+    parse_step,
+)
 from harness.model.history import Event
 from harness.runtime.proxies import client as toxiproxy_client
 from harness.runtime.toxiproxy import (
@@ -256,9 +265,13 @@ class LinkFaultKind(FaultKind):
     def apply(self, step: StepBase) -> list[Event]:
         assert isinstance(step, LinkStep)
         spec: LinkFaultBase = step.link
+        named = spec.target
+        holder, dash, rest = named.partition("-")
+        if holder in ROLE_TARGETS:  # a role's link: which node holds it is known now
+            spec = spec.model_copy(update={"target": self.ctx.resolve(holder)[0].name + dash + rest})
         applied = self.faults.apply(spec)
         detail = {"kind": spec.kind, "spec": spec.model_dump(mode="json"), "proxy": applied.proxy,
-                  "toxics": list(applied.toxics)}  # fmt: skip
+                  "toxics": list(applied.toxics), **({"named": named} if named != spec.target else {})}  # fmt: skip
         ev = self.ctx.events.open("link", MECHANISM, spec.target, detail)
         self.applied.append((applied, ev))
         return [ev]

@@ -54,13 +54,15 @@ class EventLog:
         log.info("%s on %s via %s", name, shown or "-", mechanism)
         return ev
 
-    def close(self, ev: Event) -> Event:
+    def close(self, ev: Event, *, at: int | None = None) -> Event:
+        """End an event; ``at``: when it ended, if before now."""
         with self._lock:
             self.open_events.pop(ev.id, None)
         if self.writer is not None:
-            ended = self.writer.end(ev)
+            ended = self.writer.end(ev, time=at)
         else:
-            ended = Event(ev.id, ev.name, ev.mechanism, ev.target, ev.detail, ev.start, self.clock.now())
+            end = self.clock.now() if at is None else at
+            ended = Event(ev.id, ev.name, ev.mechanism, ev.target, ev.detail, ev.start, end)
         with self._lock:
             self.closed.append(ended)
         return ended

@@ -34,8 +34,11 @@ class SystemInfo:
         return capability in self.capabilities
 
     def link_names(self, nodes: list[str]) -> list[str]:
-        """Every link a fault may name: a node (its main client link) or ``<node>-<service or link>``."""
-        return [*nodes, *(f"{n}-{s}" for n in nodes for s in (*self.services, *self.extra_links))]
+        """Every link a fault may name: a node (its main client link) or ``<node>-<service or link>``; with
+        a primary role, the role in place of a node too (``primary``, ``writer-repl``), resolved when the
+        fault is applied."""
+        holders = [*nodes, *(self.roles if self.has(Capability.PRIMARY) else ())]
+        return [*holders, *(f"{n}-{s}" for n in holders for s in (*self.services, *self.extra_links))]
 
 
 def load(path: str) -> Any:

@@ -13,13 +13,15 @@ from pydantic import Field, TypeAdapter
 
 from harness.errors import InputError
 from harness.model.topology import TopologyBase
-from harness.systems import galera, mmm, rabbitmq
+from harness.systems import galera, mmm, rabbitmq, replication
 from harness.systems.info import SystemInfo, load
 
 if TYPE_CHECKING:
     from harness.systems.base import ClusterSystem
 
-SYSTEMS: dict[str, SystemInfo] = {info.name: info for info in (galera.SYSTEM, rabbitmq.SYSTEM, mmm.SYSTEM)}
+SYSTEMS: dict[str, SystemInfo] = {
+    info.name: info for info in (galera.SYSTEM, rabbitmq.SYSTEM, mmm.SYSTEM, replication.SYSTEM)
+}
 
 
 def system_info(name: str) -> SystemInfo:

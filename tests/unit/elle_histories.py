@@ -128,3 +128,51 @@ def concurrent(
             if r.random() < 0.3:
                 snaps = [*snaps[-15:], {k: list(lists.get(k, ())) for k in active}]
     return History.from_ops(out)
+
+
+def shuffled(n: int, seed: int, *, conc: int = 6, keys: int = 4) -> History:
+    """``n`` random txns against a correct serial store, in batches of up to ``conc``: a batch's invokes,
+    then its txns applied in one random order and completed in another (serializable, but in neither
+    invoke nor completion order). Keys retire after 24 appends. Deterministic in ``seed``."""
+    r = random.Random(seed)
+    lists: dict[int, list[int]] = {}
+    out: list[dict[str, Any]] = []
+    next_value, base = 1, 0
+
+    def op(p: int, type_: str, value: list[Mop]) -> None:
+        out.append(
+            {"index": len(out), "process": p, "type": type_, "f": "txn", "value": value, "time": len(out)}
+        )
+
+    while len(out) < 2 * n:
+        batch: list[tuple[int, list[Mop]]] = []
+        for w in range(min(r.randint(1, conc), n - len(out) // 2)):
+            plan: list[Mop] = []
+            for _ in range(r.randint(1, 3)):
+                k = base + r.randrange(keys)
+                if r.random() < 0.5:
+                    plan.append(R(k))
+                    continue
+                plan.append(A(k, next_value))
+                next_value += 1
+                if next_value % 24 == 0:
+                    base += 1
+            op(w, "invoke", plan)
+            batch.append((w, plan))
+        r.shuffle(batch)
+        done = [(w, _apply(lists, plan)) for w, plan in batch]
+        r.shuffle(done)
+        for w, mops in done:
+            op(w, "ok", mops)
+    return History.from_ops(out)
+
+
+def _apply(lists: dict[int, list[int]], plan: list[Mop]) -> list[Mop]:
+    done: list[Mop] = []
+    for f, k, v in plan:
+        if f == "append":
+            lists.setdefault(k, []).append(v)
+            done.append(A(k, v))
+        else:
+            done.append(R(k, list(lists.get(k, ()))))
+    return done

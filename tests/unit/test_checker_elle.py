@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import random
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from harness.checkers.elle.cycles import classify
 from harness.checkers.elle.graph import PROC, RT, RW, WR, WW
 from harness.model.history import HistoryWriter, Op, oplog, read_history
 from harness.report.edn import write_edn
-from tests.unit.elle_histories import A, R, check, ops, serial, types
+from tests.unit.elle_histories import A, R, check, concurrent, ops, serial, shuffled, types
 
 
 def test_registered_with_options() -> None:
@@ -312,3 +313,36 @@ def test_tarjan_agrees_on_subsets_and_the_whole() -> None:
     assert strongly_connected(range(6), adj, WW) == []
     deep = [{i + 1: WW} for i in range(50_000)] + [{0: WW}]  # no recursion limit
     assert len(strongly_connected(range(len(deep)), deep, WW)[0]) == 50_001
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_data_graph_stands_for_the_whole(seed: int) -> None:
+    """``build_graph`` leaves the real-time and process edges out: ``edges`` still counts what ``complete``
+    adds, the real-time arrays ``acyclic`` peels are exactly the barrier edges, and ``acyclic`` (peeling only
+    the spans of backward edges) says what Kahn's algorithm says on the whole graph."""
+    from harness.checkers.elle.graph import DATA, EXT, build_graph
+    from harness.checkers.elle.graph import _realtime_arrays as realtime_arrays
+    from harness.checkers.elle.mops import index_mops
+    from harness.checkers.elle.scc import _acyclic as kahn
+    from harness.checkers.elle.txn import parse_txns
+    from harness.checkers.elle.versions import infer_versions
+
+    r = random.Random(seed)
+    n = r.choice([3, 30, 150])
+    if seed % 2:
+        h = shuffled(n, seed, conc=r.choice([2, 4, 8]))
+    else:
+        h = concurrent(n, seed, conc=r.choice([2, 6]), keys=r.choice([2, 5]), stale=r.choice([0.0, 0.1]))
+    txns = parse_txns(h)
+    ix = index_mops(txns)
+    vs = infer_versions(ix)
+    for realtime, process in itertools.product((False, True), repeat=2):
+        g = build_graph(txns, ix, vs, realtime=realtime, process=process)
+        fast = g.acyclic()
+        src, dst, _ = realtime_arrays(txns, g.txns)
+        g.complete()
+        assert g.edges == sum(map(len, g.adj))
+        if realtime:
+            barrier_edges = {(a, b) for a, d in enumerate(g.adj) for b in d if max(a, b) >= g.txns}
+            assert set(zip(src.tolist(), dst.tolist(), strict=True)) == barrier_edges
+        assert fast == kahn(g.adj, DATA | EXT), (realtime, process)

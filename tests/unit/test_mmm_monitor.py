@@ -241,13 +241,15 @@ def test_daemon_round_runs_the_machines_actions_and_feeds_results_back() -> None
 
 
 def test_daemon_runs_standalone_next_to_its_state_machine(tmp_path: Path) -> None:
-    """As in the monitor container: the two files in one directory, no harness, no site-packages."""
+    """As in the monitor container: the three files in one directory, no harness, no site-packages."""
     mmm = Path(monitor_module.__file__).parent
     shutil.copyfile(mmm / "monitor.py", tmp_path / "mmm_monitor.py")
     shutil.copyfile(mmm / "monitor_state.py", tmp_path / "monitor_state.py")
+    shutil.copyfile(mmm.parent / "daemon_io.py", tmp_path / "daemon_io.py")
     code = (
         "import sys; import mmm_monitor\n"
         "assert mmm_monitor.ms.__name__ == 'monitor_state', mmm_monitor.ms\n"
+        "assert mmm_monitor.io.__name__ == 'daemon_io', mmm_monitor.io\n"
         "assert not [m for m in sys.modules if m.startswith('harness')]\n"
         "sys.exit(mmm_monitor.main(['mmm_monitor.py']))\n"
     )

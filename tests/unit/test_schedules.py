@@ -42,12 +42,19 @@ from harness.schedules import (
     timeline,
 )
 from harness.specs import load_topology
+from harness.systems.capabilities import Capability
+from harness.systems.registry import SYSTEMS
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY_FILES = sorted((ROOT / "topologies").glob("*.yaml"))
 TOPOLOGIES = {path.stem: load_topology(path) for path in TOPOLOGY_FILES}
 GALERA = TOPOLOGIES["galera-3"]
-WORKLOADS = {"galera": {"type": "sql-set"}, "rabbitmq": {"type": "amqp-queue"}, "mmm": {"type": "sql-set"}}
+WORKLOADS = {
+    "galera": {"type": "sql-set"},
+    "rabbitmq": {"type": "amqp-queue"},
+    "mmm": {"type": "sql-set"},
+    "mysql-async": {"type": "sql-set"},
+}
 FAULT_STEPS = (PartitionStep, LinkStep, KillStep, PauseStep, StopStep, RestartStep, CrashAllStep)
 
 
@@ -119,7 +126,7 @@ def test_every_fault_the_system_allows_is_drawn(name: str) -> None:
         found = find(faults(topology), lambda s, kind=kind: s.kind == kind,
                      settings=settings(database=None, max_examples=2000))  # fmt: skip
         assert found.kind == kind
-    has_mesh = name != "mmm-2"
+    has_mesh = SYSTEMS[topology.system].has(Capability.PEER_MESH)
     assert ("partition" in fault_kinds(topology)) is has_mesh
 
 

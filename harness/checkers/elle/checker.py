@@ -19,10 +19,10 @@ from typing import Any
 from pydantic import Field
 
 from harness.checkers.base import CheckContext, CheckerOptions, Result
-from harness.checkers.elle.cycles import find_cycles
+from harness.checkers.elle.cycles import Cycle, find_cycles
 from harness.checkers.elle.direct import g1a, g1b, lost_updates
 from harness.checkers.elle.explain import Explainer
-from harness.checkers.elle.graph import build_graph
+from harness.checkers.elle.graph import Graph, build_graph
 from harness.checkers.elle.models import ANOMALIES, Model, forbidden, needs_realtime
 from harness.checkers.elle.mops import index_mops
 from harness.checkers.elle.txn import parse_txns
@@ -63,6 +63,15 @@ def check_elle(history: History, ctx: CheckContext) -> Result:
             gc.enable()
 
 
+def _cycles(graph: Graph, *, ext: bool) -> tuple[list[Cycle], int]:
+    """No search when the graph is acyclic (the usual valid history: then no real-time barriers are built
+    either); else the search over the whole graph."""
+    if graph.acyclic():
+        return [], 0
+    graph.complete()
+    return find_cycles(graph.adj, graph.txns, ext=ext)
+
+
 def _check(history: History, o: ElleOptions) -> Result:
     realtime = needs_realtime(o.model) if o.realtime is None else o.realtime
     txns = parse_txns(history, o.f)
@@ -70,7 +79,7 @@ def _check(history: History, o: ElleOptions) -> Result:
     ix = index_mops(txns)
     vs = infer_versions(ix)
     graph = build_graph(txns, ix, vs, realtime=realtime, process=o.process)
-    cycles, scc_count = find_cycles(graph.adj, graph.txns, ext=realtime or o.process)
+    cycles, scc_count = _cycles(graph, ext=realtime or o.process)
     ex = Explainer(txns, ix, vs)
 
     found: dict[str, list[dict[str, Any]]] = {}
@@ -86,7 +95,7 @@ def _check(history: History, o: ElleOptions) -> Result:
     add("incompatible-order", vs.incompatible, lambda c: c)
     add("duplicate-elements", vs.duplicates, lambda c: _txn_case(ex, c, "txn"))
     add("G1a", g1a(ix, vs), lambda c: _txn_case(ex, c, "txn", "writer"))
-    add("G1b", g1b(ix), lambda c: _txn_case(ex, c, "txn", "writer"))
+    add("G1b", g1b(ix, vs), lambda c: _txn_case(ex, c, "txn", "writer"))
     add("lost-update", lost_updates(ix, vs), lambda c: {**c, "txns": [ex.txn(t) for t in c["txns"]]})
     by_class: dict[str, list[Any]] = {}
     for c in cycles:

@@ -42,16 +42,23 @@ def g1a(ix: MopIndex, vs: Versions) -> list[dict[str, Any]]:
     return out
 
 
-def g1b(ix: MopIndex) -> list[dict[str, Any]]:
+def g1b(ix: MopIndex, vs: Versions) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     reads = ix.reads
     for k, ik in ix.intermediate.items():
         rs = reads.get(k)
         if not rs:
             continue
+        # a compatible read is a prefix of the longest, so it ends at an intermediate append exactly when its
+        # length is one of these (no need to look inside it); an incompatible one is looked at
+        ends = {i for i, v in enumerate(vs.longest[k], 1) if v in ik}
+        bad = vs.bad_reads.get(k)
+        if not ends and bad is None:
+            continue
         get = ik.get
-        for t, read, _ in rs:
-            if read:
+        for i, m in enumerate(vs.lens[k]):
+            if m in ends or (bad is not None and m and i in bad):
+                t, read, _ = rs[i]
                 w = get(read[-1])
                 if w is not None and w != t:
                     out.append({"txn": t, "writer": w, "key": k, "element": read[-1], "read": read})

@@ -34,8 +34,8 @@ class Explainer:
 
     def txn(self, t: int, name: str | None = None) -> dict[str, Any]:
         tx = self.txns
-        d: dict[str, Any] = {"txn": t, "index": tx.index[t], "invoke_index": tx.invoke_index[t],
-                             "process": tx.process[t], "type": STATUS_NAMES[tx.status[t]], "value": tx.mops[t]}  # fmt: skip
+        d: dict[str, Any] = {"txn": t, "index": int(tx.index[t]), "invoke_index": int(tx.invoke_index[t]),
+                             "process": int(tx.process[t]), "type": STATUS_NAMES[tx.status[t]], "value": tx.mops[t]}  # fmt: skip
         if name is not None:
             d = {"name": name, **d}
         return d
@@ -78,10 +78,10 @@ class Explainer:
                     if v in mine:
                         return f"{na} read key {k} = {read} without {v}, which {nb} appended (rw)"
         elif kind == RT:
-            return (f"{na} completed (op {tx.index[a]}) before {nb} was invoked (op {tx.invoke_index[b]}) "
+            return (f"{na} completed (op {int(tx.index[a])}) before {nb} was invoked (op {int(tx.invoke_index[b])}) "
                     "(realtime)")  # fmt: skip
         elif kind == PROC:
-            return f"{na} then {nb} on process {tx.process[a]} (process)"
+            return f"{na} then {nb} on process {int(tx.process[a])} (process)"
         return f"{na} precedes {nb} ({edge_name(kind)})"
 
     def cycle(self, c: Cycle) -> dict[str, Any]:

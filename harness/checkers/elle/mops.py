@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.checkers.elle.txn import FAILED, SUCCEEDED, Txns
 
-__all__ = ["MopIndex", "index_mops"]
+__all__ = ["MopIndex", "Read", "index_mops"]
 
 Read = tuple[int, list[int], bool]
 

@@ -23,21 +23,24 @@ STATUS_NAMES = ("ok", "info", "fail")
 
 @dataclass(frozen=True, slots=True)
 class Txns:
-    """Columns per txn id (plain lists: the hot loops index them one by one).
+    """Columns per txn id: plain lists for what the hot loops index one by one (``status``, ``mops``),
+    int64 arrays for the rest (whole-column numpy work, and a few lookups to explain a cycle).
 
     * ``status``: ``SUCCEEDED`` / ``INDETERMINATE`` / ``FAILED``;
     * ``mops``: the micro-ops (the completion's for ``ok``, else the invoke's); ``[]`` when malformed;
     * ``index``: op index of the completion (the invoke's when none); ``invoke_index``; ``process``;
-    * ``invoke_row`` / ``complete_row``: history rows (``complete_row`` -1 unless ``ok``), for real time.
+    * ``invoke_row`` / ``complete_row``: history rows (``complete_row`` -1 unless ``ok``), for real time;
+      ``end_row``: the completion's row whatever its type (the invoke's when none).
     """
 
     status: list[int]
     mops: list[list[Any]]
-    index: list[int]
-    invoke_index: list[int]
-    process: list[int]
-    invoke_row: list[int]
-    complete_row: list[int]
+    index: np.ndarray
+    invoke_index: np.ndarray
+    process: np.ndarray
+    invoke_row: np.ndarray
+    complete_row: np.ndarray
+    end_row: np.ndarray
     malformed: list[int]
 
     def __len__(self) -> int:
@@ -59,14 +62,30 @@ def parse_txns(history: History, f: str = "txn") -> Txns:
     comp = history.completion_of[inv]
     ctype = np.where(comp >= 0, history.type[np.maximum(comp, 0)], -1)
     status_a = np.where(ctype == OK, SUCCEEDED, np.where(ctype == FAIL, FAILED, INDETERMINATE))
-    inv_l = inv.tolist()
-    comp_l = comp.tolist()
     status = status_a.tolist()
-    objvals = history.objvals
+    mops, malformed = _parse_mops(history.objvals, inv.tolist(), comp.tolist(), status)
+    index_col = history.index
+    return Txns(
+        status=status,
+        mops=mops,
+        index=np.where(comp >= 0, index_col[np.maximum(comp, 0)], index_col[inv]),
+        invoke_index=index_col[inv],
+        process=history.process[inv].astype(np.int64),
+        invoke_row=inv,
+        complete_row=np.where(status_a == SUCCEEDED, comp, -1),
+        end_row=np.where(comp >= 0, comp, inv),
+        malformed=malformed,
+    )
+
+
+def _parse_mops(
+    objvals: dict[int, Any], inv: list[int], comp: list[int], status: list[int]
+) -> tuple[list[list[Any]], list[int]]:
+    """Each txn's micro-ops (``[]`` when malformed) and the malformed txn ids."""
     mops: list[list[Any]] = []
     malformed: list[int] = []
     get = objvals.get
-    for t, (ir, cr, s) in enumerate(zip(inv_l, comp_l, status, strict=True)):
+    for t, (ir, cr, s) in enumerate(zip(inv, comp, status, strict=True)):
         v = get(cr) if s == SUCCEEDED else None
         if v is None:
             v = get(ir)
@@ -91,16 +110,4 @@ def parse_txns(history: History, f: str = "txn") -> Txns:
                 continue
         malformed.append(t)
         mops.append([])
-    index_col = history.index
-    index = np.where(comp >= 0, index_col[np.maximum(comp, 0)], index_col[inv]).tolist()
-    complete_row = np.where(status_a == SUCCEEDED, comp, -1).tolist()
-    return Txns(
-        status=status,
-        mops=mops,
-        index=index,
-        invoke_index=index_col[inv].tolist(),
-        process=history.process[inv].tolist(),
-        invoke_row=inv_l,
-        complete_row=complete_row,
-        malformed=malformed,
-    )
+    return mops, malformed

@@ -25,13 +25,16 @@ class Versions:
     """``order[k]``: the version order of ``k`` (distinct elements); ``pos[k]``: element → position;
     ``longest[k]``: the longest read as read (duplicates kept); ``bad_reads[k]``: positions in
     ``MopIndex.reads[k]`` of the reads that are not prefixes of it; ``deduped``: keys whose longest read
-    had duplicates (positions then come from ``pos``, not from read lengths)."""
+    had duplicates (positions then come from ``pos``, not from read lengths); ``lens[k]``: the length of
+    each read in ``MopIndex.reads[k]`` (a compatible read of length ``m`` is ``longest[:m]``, so later
+    passes need not look at the read itself, scattered in memory as it is)."""
 
     order: dict[Any, list[int]] = field(default_factory=dict)
     pos: dict[Any, dict[int, int]] = field(default_factory=dict)
     longest: dict[Any, list[int]] = field(default_factory=dict)
     bad_reads: dict[Any, set[int]] = field(default_factory=dict)
     deduped: set[Any] = field(default_factory=set)
+    lens: dict[Any, list[int]] = field(default_factory=dict)
     incompatible: list[dict[str, Any]] = field(default_factory=list)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
 
@@ -39,12 +42,13 @@ class Versions:
 def infer_versions(ix: MopIndex) -> Versions:
     vs = Versions()
     for k, rs in ix.reads.items():
-        longest = max(map(_seen, rs), key=len)  # the first of the longest
-        n = len(longest)
+        lens = list(map(len, map(_seen, rs)))
+        n = max(lens)
+        longest = rs[lens.index(n)][1]  # the first of the longest
         bad: set[int] | None = None
         for i, (_, seen, _) in enumerate(rs):
-            m = len(seen)
-            if m and seen is not longest and (m > n or seen != longest[:m]):
+            m = lens[i]
+            if m and seen is not longest and seen != longest[:m]:
                 if bad is None:
                     bad = set()
                 bad.add(i)
@@ -60,6 +64,7 @@ def infer_versions(ix: MopIndex) -> Versions:
         vs.order[k] = order
         vs.pos[k] = pos
         vs.longest[k] = longest
+        vs.lens[k] = lens
         if bad is not None:
             vs.bad_reads[k] = bad
             values = sorted({tuple(rs[i][1]) for i in bad})

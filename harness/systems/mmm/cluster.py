@@ -33,38 +33,38 @@ import json
 import logging
 import os
 import shutil
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.errors import InfraError
 from harness.runtime.base import ContainerSpec, Mount
 from harness.runtime.proxies import Link, create_links, links_for, listen_port, toxiproxy_ip
 from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
-from harness.systems.base import ClusterSystem, NodeStatus
+from harness.systems.base import NodeStatus
 from harness.systems.mmm import SYSTEM
 from harness.systems.mmm.settings import MmmTopology
-from harness.systems.mysql import DATABASE, IMAGE_PASSWORD, USER
+from harness.systems.mysql import DATABASE, USER
+from harness.systems.mysql_replicated import (
+    ADMIN_USER,
+    DAEMON_IO,
+    HAPROXY_API_PORT,
+    HEARTBEAT_INTERVAL,
+    HEARTBEAT_TABLE,
+    REPL_PORT_OFFSET,
+    REPL_USER,
+    WRITER_PORT,
+    ProxiedMysqlCluster,
+)
 
 log = logging.getLogger(__name__)
 
-ADMIN_USER = "mmm_agent"
-REPL_USER = "repl"
-HAPROXY_HOST = 3  # .3 of the run's subnet
 MONITOR_HOST = 4
-WRITER_PORT = 3306
-READER_PORT = 3307
-HAPROXY_API_PORT = 9999
 MONITOR_PORT = 8080
-HEARTBEAT_TABLE = "heartbeat"  # pt-heartbeat's table in DATABASE
-HEARTBEAT_INTERVAL = 0.1
-REPL_PORT_OFFSET = 100  # nK-repl listens 100 above nK-mysql: n1-repl on 11406, n2-repl on 12406
 MONITOR_SCRIPT = Path(__file__).with_name("monitor.py")
 
 START_SH = """#!/bin/sh
@@ -75,50 +75,13 @@ exec mariadbd --defaults-extra-file=/etc/harness/mmm.cnf --user=mysql
 """
 
 
-# pt-heartbeat's own table definition (its MAGIC_create_heartbeat). Created here, on each master and out
-# of the binlog, rather than by ``pt-heartbeat --create-table``: with ``--replace`` that option TRUNCATEs the
-# table each time pt-heartbeat starts, i.e. each time the writer moves, and the TRUNCATE on the new writer
-# breaks replication of the old writer's last, not yet shipped heartbeat (error 1032 on restart).
-HEARTBEAT_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {DATABASE}.{HEARTBEAT_TABLE} ("
-    "ts varchar(26) NOT NULL, server_id int unsigned NOT NULL PRIMARY KEY,"
-    " file varchar(255) DEFAULT NULL, position bigint unsigned DEFAULT NULL,"
-    " relay_master_log_file varchar(255) DEFAULT NULL, exec_master_log_pos bigint unsigned DEFAULT NULL)"
-)
-
-
-def setup_sql(admin: str, repl: str, client: str) -> tuple[str, ...]:
-    """On each master before replication starts, kept out of the binlog: pt-heartbeat's table, the
-    agent's and replication's accounts, and the clients' account with the run's password (last: the
-    connection that runs these authenticated with the node image's)."""
-    return (
-        "SET SESSION sql_log_bin = 0",
-        HEARTBEAT_DDL,
-        f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'%' IDENTIFIED BY '{admin}'",
-        f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%'",
-        f"CREATE USER IF NOT EXISTS '{REPL_USER}'@'%' IDENTIFIED BY '{repl}'",
-        f"GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'%'",
-        f"REVOKE READ_ONLY ADMIN ON *.* FROM '{USER}'@'%'",
-        f"ALTER USER '{USER}'@'%' IDENTIFIED BY '{client}'",
-    )
-
-
-class MmmCluster(ClusterSystem):
+class MmmCluster(ProxiedMysqlCluster):
     name = "mmm"
-    client_port = 3306
     services: ClassVar[Mapping[str, int]] = SYSTEM.services
-    bootstrap_uses_proxies = True  # replication and HAProxy's backends go through the run's Toxiproxy
+    helpers: ClassVar[tuple[str, ...]] = ("monitor", "haproxy")
     topology: MmmTopology
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._local = threading.local()
-
     # -- addresses --------------------------------------------------------------------------------
-    @property
-    def haproxy_ip(self) -> str:
-        return self.run.ip(HAPROXY_HOST)
-
     @property
     def monitor_ip(self) -> str:
         return self.run.ip(MONITOR_HOST)
@@ -137,26 +100,6 @@ class MmmCluster(ClusterSystem):
 
     def links(self) -> list[Link]:
         return [*links_for(self.run, self.services), *self.repl_links()]
-
-    def endpoint(self, node: Node, service: str | None = None) -> tuple[str, int]:
-        """The writer frontend (what applications use), the ``reader`` frontend, or with ``mysql`` (and
-        inside ``node_endpoints()``) the node's own client proxy."""
-        if service == "mysql" or getattr(self._local, "direct", False):
-            return super().endpoint(node, "mysql")
-        if service == "reader":
-            return self.haproxy_ip, READER_PORT
-        if service not in (None, "writer"):
-            raise InfraError(f"mmm has no service {service!r} (writer, reader, mysql)")
-        return self.haproxy_ip, WRITER_PORT
-
-    @contextlib.contextmanager
-    def node_endpoints(self) -> Iterator[None]:
-        previous = getattr(self._local, "direct", False)
-        self._local.direct = True
-        try:
-            yield
-        finally:
-            self._local.direct = previous
 
     # -- rendering --------------------------------------------------------------------------------
     def mmm_cnf(self, node: Node) -> str:
@@ -183,42 +126,6 @@ max_connections=500
 max_connect_errors=1000000000
 """
 
-    def haproxy_cfg(self) -> str:
-        proxied = {n.name: self.endpoint(n, "mysql") for n in self.run.nodes}
-
-        def servers(extra: str = "") -> str:
-            return "\n".join(
-                f"    server {name} {host}:{port} disabled{extra}" for name, (host, port) in proxied.items()
-            )
-
-        return f"""# Rendered by ha-harness for run {self.run.id}: MMM's writer and reader roles as HAProxy
-# servers. Every server starts in maintenance; the monitor sets states through the runtime API.
-global
-    maxconn 4096
-    stats socket ipv4@0.0.0.0:{HAPROXY_API_PORT} level admin
-
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 1h
-    timeout server 1h
-
-frontend writer
-    bind 0.0.0.0:{WRITER_PORT}
-    default_backend writer
-
-backend writer
-{servers()}
-
-frontend reader
-    bind 0.0.0.0:{READER_PORT}
-    default_backend reader
-
-backend reader
-    balance roundrobin
-{servers()}
-"""
-
     def monitor_config(self) -> dict[str, Any]:
         timers = ("check_period", "trap_period", "timeout", "max_backlog", "auto_set_online", "rep_grace",
                   "flap_count", "flap_duration")  # fmt: skip
@@ -240,9 +147,6 @@ backend reader
             "heartbeat": heartbeat,
         }
 
-    def helper_dir(self, name: str) -> Path:
-        return self.node_dir(self.run.nodes[0]).parent / name
-
     def render(self, directory: Path) -> None:
         for node in self.run.nodes:
             target = directory / node.name
@@ -256,33 +160,14 @@ backend reader
         monitor.mkdir(parents=True, exist_ok=True)
         (monitor / "monitor.json").write_text(json.dumps(self.monitor_config(), indent=2))
         shutil.copyfile(MONITOR_SCRIPT, monitor / "mmm_monitor.py")
-        # its state machine, imported as a sibling module by the script
+        # its state machine and the daemons' shared I/O, imported as sibling modules by the script
         shutil.copyfile(MONITOR_SCRIPT.with_name("monitor_state.py"), monitor / "monitor_state.py")
+        shutil.copyfile(DAEMON_IO, monitor / "daemon_io.py")
 
     # -- containers -------------------------------------------------------------------------------
     def container_spec(self, node: Node, *, bootstrap: bool = False) -> ContainerSpec:
         mounts = [Mount(str(self.node_dir(node)), "/etc/harness")]
         return self.base_spec(node, ["sh", "/etc/harness/start.sh"], mounts, user="0")
-
-    def helper_spec(self, name: str, host: int, command: list[str], mount: Mount, **kw: Any) -> ContainerSpec:
-        return ContainerSpec(
-            name=f"hh-{self.run.id}-{name}",
-            image=self.run.image,
-            command=command,
-            hostname=name,
-            network=self.run.network,
-            ip=self.run.ip(host),
-            labels=self.run.labels(name),
-            mounts=[mount],
-            extra_hosts={n.name: n.ip for n in self.run.nodes},
-            **kw,
-        )
-
-    def haproxy_spec(self) -> ContainerSpec:
-        mount = Mount(str(self.helper_dir("haproxy")), "/etc/harness")
-        return self.helper_spec(
-            "haproxy", HAPROXY_HOST, ["haproxy", "-db", "-f", "/etc/harness/haproxy.cfg"], mount
-        )
 
     def monitor_spec(self) -> ContainerSpec:
         mount = Mount(str(self.helper_dir("monitor")), "/etc/mmm", read_only=False)
@@ -319,24 +204,6 @@ backend reader
         log.info(f"  mmm: writer {self.primary().name}, both masters ONLINE, heartbeats flowing "
             f"({time.monotonic() - started:.1f}s)")  # fmt: skip
 
-    def _setup_users(self, node: Node) -> bool:
-        import pymysql
-
-        client = self.run.credential("client")
-        try:
-            conn = self.connect(node, user=USER, password=IMAGE_PASSWORD, timeout=1.0)
-        except pymysql.err.OperationalError as exc:
-            if exc.args[0] != 1045:
-                raise
-            conn = self.connect(node, user=USER, password=client, timeout=1.0)  # an earlier try got that far
-        try:
-            with conn.cursor() as cur:
-                for statement in setup_sql(self.run.credential("admin"), self.run.credential("repl"), client):
-                    cur.execute(statement)
-        finally:
-            conn.close()
-        return True
-
     def _replicate(self, node: Node) -> None:
         link = next(link for link in self.repl_links() if link.node == node.name)
         conn = self.connect(node)
@@ -350,19 +217,6 @@ backend reader
                 cur.execute("START SLAVE")
         finally:
             conn.close()
-
-    def wait_replicating(self, nodes: list[Node], *, timeout: float) -> None:
-        def check() -> bool:
-            for node in nodes:
-                slave = self.slave_status(node)
-                if slave.get("Slave_IO_Running") != "Yes" or slave.get("Slave_SQL_Running") != "Yes":
-                    error = slave.get("Last_IO_Error") or slave.get("Last_SQL_Error") or ""
-                    io, sql = slave.get("Slave_IO_Running"), slave.get("Slave_SQL_Running")
-                    raise RuntimeError(f"{node.name}: IO {io} SQL {sql} {error}".strip())
-            return True
-
-        wait_until(check, timeout=timeout, interval=0.1, max_interval=0.5,
-                   what="replication running both ways", details=self.logs_of_all)  # fmt: skip
 
     def wait_ready(self, *, timeout: float) -> None:
         """Both masters replicating and ONLINE, a writer holding writes, the writer frontend reaching it,
@@ -399,62 +253,6 @@ backend reader
                    details=self.logs_of_all)  # fmt: skip
 
     # -- observation ------------------------------------------------------------------------------
-    def connect(
-        self,
-        node: Node,
-        *,
-        timeout: float = 2.0,
-        database: str | None = None,
-        user: str = ADMIN_USER,
-        password: str | None = None,
-    ) -> Any:
-        """A direct connection to the node's MariaDB (not through a proxy), as the admin user by default."""
-        import pymysql
-
-        password = self.run.credential("admin") if password is None else password
-        return pymysql.connect(host=node.ip, port=self.client_port, user=user, password=password,
-                               database=database, connect_timeout=timeout, read_timeout=timeout,
-                               write_timeout=timeout, autocommit=True)  # fmt: skip
-
-    def connect_endpoint(self, endpoint: tuple[str, int], *, timeout: float = 2.0) -> Any:
-        """A client connection as the workloads' user to an endpoint (writer/reader frontend, a proxy)."""
-        import pymysql
-
-        host, port = endpoint
-        user, password = self.client_credentials()
-        return pymysql.connect(host=host, port=port, user=user, password=password, database=DATABASE,
-                               connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
-                               autocommit=True)  # fmt: skip
-
-    def query(self, node: Node, sql: str, *, timeout: float = 1.0) -> list[dict[str, Any]]:
-        conn = self.connect(node, timeout=timeout)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                names = [d[0] for d in cur.description] if cur.description else []
-                return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
-        finally:
-            conn.close()
-
-    def slave_status(self, node: Node, *, timeout: float = 1.0) -> dict[str, Any]:
-        rows = self.query(node, "SHOW SLAVE STATUS", timeout=timeout)
-        return rows[0] if rows else {}
-
-    def read_only(self, node: Node) -> int:
-        return int(self.query(node, "SELECT @@read_only AS ro")[0]["ro"])
-
-    def heartbeat_ts(self, node: Node, *, timeout: float = 1.0) -> str | None:
-        """The newest pt-heartbeat stamp the node holds (UTC, ``YYYY-MM-DDTHH:MM:SS.ffffff``)."""
-        try:
-            rows = self.query(
-                node, f"SELECT MAX(ts) AS ts FROM {DATABASE}.{HEARTBEAT_TABLE}", timeout=timeout
-            )
-        except Exception as exc:
-            if "doesn't exist" in str(exc):
-                return None
-            raise
-        return rows[0]["ts"] if rows else None
-
     def monitor_state(self, *, timeout: float = 2.0) -> dict[str, Any]:
         """The monitor's ``mmm_control show``: hosts, states, roles, checks, writer, last changes."""
         with urllib.request.urlopen(f"http://{self.monitor_ip}:{MONITOR_PORT}/show", timeout=timeout) as r:
@@ -499,11 +297,3 @@ backend reader
         text = f"{mmm_state} io={io} sql={sql} behind={behind if behind is not None else 'NULL'} ro={ro}"
         healthy = io == "Yes" and sql == "Yes" and mmm_state == "ONLINE"
         return NodeStatus(node.name, roles, node.ip, text, healthy, self.uptime(node))
-
-    def logs_of_all(self, tail: int = 15) -> str:
-        parts = [super().logs_of_all(tail)]
-        for helper in ("monitor", "haproxy"):
-            text = self.runtime.logs(f"hh-{self.run.id}-{helper}", tail=tail).rstrip()
-            indented = "\n".join(f"    {line}" for line in text.splitlines()[-tail:])
-            parts.append(f"  {helper} last log lines:\n{indented}")
-        return "\n".join(parts)

@@ -43,72 +43,28 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import socket
-import subprocess
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 try:
+    from harness.systems import daemon_io as io
     from harness.systems.mmm import monitor_state as ms
-except ImportError:  # standalone in the monitor container: the state machine is the script's sibling
+except ImportError:  # standalone in the monitor container: the state machine and I/O are its siblings
     sys.dont_write_bytecode = True  # no __pycache__ in the run directory the container mounts
+    import daemon_io as io  # type: ignore[import-not-found,no-redef]
     import monitor_state as ms  # type: ignore[import-not-found,no-redef]
 
 SLAVE_FIELDS = ("Slave_IO_Running", "Slave_SQL_Running", "Seconds_Behind_Master", "Last_IO_Error",
                 "Last_SQL_Error", "Gtid_IO_Pos")  # fmt: skip
 LOOP_S = 0.1  # the main loop's period
 MAX_BURST = 10  # follow-up rounds run at once before the loop waits again
-
-
-def log(message: str) -> None:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
-    print(f"{stamp} {message}", flush=True)
-
-
-class HAProxy:
-    """HAProxy's runtime API (``stats socket ipv4@...:PORT level admin``), one command per connection."""
-
-    def __init__(self, host: str, port: int, timeout: float = 1.0) -> None:
-        self.address = (host, port)
-        self.timeout = timeout
-
-    def command(self, line: str) -> str:
-        with socket.create_connection(self.address, timeout=self.timeout) as sock:
-            sock.sendall(line.encode() + b"\n")
-            chunks = []
-            while chunk := sock.recv(4096):
-                chunks.append(chunk)
-        answer = b"".join(chunks).decode(errors="replace").strip()
-        if answer and not answer.startswith("Server state"):  # success answers are empty
-            raise RuntimeError(f"haproxy: {line!r}: {answer}")
-        return answer
-
-    def set_state(self, backend: str, server: str, ready: bool) -> None:
-        self.command(f"set server {backend}/{server} state {'ready' if ready else 'maint'}")
-        if not ready:
-            self.command(f"shutdown sessions server {backend}/{server}")
-
-
-def mysql_connect(cfg: dict[str, Any], host: str, port: int, timeout: float) -> Any:
-    import pymysql
-
-    return pymysql.connect(host=host, port=port, user=cfg["user"], password=cfg["password"],
-                           connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
-                           autocommit=True)  # fmt: skip
-
-
-def close_quietly(conn: Any) -> None:
-    if conn is not None:
-        with contextlib.suppress(Exception):
-            conn.close()
 
 
 def rep_threads(slave: dict[str, Any]) -> tuple[bool, str]:
@@ -143,8 +99,10 @@ class Monitor:
         self.wake = threading.Event()
         self.agents: dict[str, queue.Queue[ms.SetReadOnly]] = {name: queue.Queue() for name in self.ips}
         self.changes: deque[dict[str, Any]] = deque(maxlen=200)
-        self.haproxy = HAProxy(cfg["haproxy"]["host"], cfg["haproxy"]["port"])
-        self.heartbeat: dict[str, Any] = {"running": False, "restarts": 0, "last_lines": deque(maxlen=10)}
+        self.haproxy = io.HAProxy(cfg["haproxy"]["host"], cfg["haproxy"]["port"])
+        self.heartbeat = io.Heartbeat(
+            cfg["heartbeat"], lambda: self.state.writer_routed(), lambda: self.state.writer_epoch
+        )
         self.started = time.time()
 
     # -- clocks: decisions on the monotonic clock, reports in wall time (shared with the harness host)
@@ -156,7 +114,7 @@ class Monitor:
         with self.lock:
             self.changes.append(change)
         text = " ".join(f"{k}={v}" for k, v in change.items() if k != "time")
-        log(f"change {text}")
+        io.log(f"change {text}")
 
     def observe(self, *observations: ms.Observation, wake: bool = False) -> None:
         with self.lock:
@@ -188,7 +146,7 @@ class Monitor:
             facts: list[ms.Observation] = []
             try:
                 if conn is None:
-                    conn = mysql_connect(self.cfg, self.ips[name], port, self.s.timeout)
+                    conn = io.mysql_connect(self.cfg, self.ips[name], port, self.s.timeout)
                 asked = time.monotonic()
                 with conn.cursor() as cur:
                     cur.execute("SELECT @@read_only, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
@@ -204,7 +162,7 @@ class Monitor:
                 facts.append(ms.HostFacts(name, int(read_only), float(uptime),
                                           {k: slave.get(k) for k in SLAVE_FIELDS}, asked))  # fmt: skip
             except Exception as exc:
-                close_quietly(conn)
+                io.close_quietly(conn)
                 conn = None
                 msg = f"ERROR: {type(exc).__name__}: {str(exc)[:160]}"
                 results = {c: (False, msg) for c in ("mysql", "rep_threads", "rep_backlog")}
@@ -222,7 +180,7 @@ class Monitor:
         while True:
             action = self.agents[name].get()
             try:
-                conn = conn or mysql_connect(self.cfg, self.ips[name], port, self.s.timeout)
+                conn = conn or io.mysql_connect(self.cfg, self.ips[name], port, self.s.timeout)
                 if action.kind == "promote":
                     self._allow_write(conn, name)
                 elif action.kind == "demote":
@@ -232,11 +190,11 @@ class Monitor:
                 ok, message = True, "OK"
                 last_error = ""
             except Exception as exc:
-                close_quietly(conn)
+                io.close_quietly(conn)
                 conn = None
                 ok, message = False, f"{type(exc).__name__}: {str(exc)[:160]}"
                 if message != last_error:
-                    log(f"agent {name}: {message}")
+                    io.log(f"agent {name}: {message}")
                 last_error = message
             result = ms.ReadOnlyResult(name, action.seq, action.read_only, ok, message, time.monotonic())
             self.observe(result, wake=True)
@@ -257,7 +215,7 @@ class Monitor:
                 cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (received, self.s.timeout))
                 (waited,) = cur.fetchone()
                 if waited != 0:
-                    log(f"agent {name}: relay log not applied within {self.s.timeout:g}s; taking writes")
+                    io.log(f"agent {name}: relay log not applied within {self.s.timeout:g}s; taking writes")
             cur.execute("SET GLOBAL read_only = 0")
         self.note(host=name, action="read_only=0 (writer)")
 
@@ -282,7 +240,7 @@ class Monitor:
             (current,) = cur.fetchone()
             if int(current) != int(read_only):
                 cur.execute(f"SET GLOBAL read_only = {int(read_only)}")
-                log(f"agent {name}: read_only was {current}, set to {int(read_only)}")
+                io.log(f"agent {name}: read_only was {current}, set to {int(read_only)}")
 
     # -- the main loop: one step of the state machine, then its actions
     def round(self) -> bool:
@@ -303,7 +261,7 @@ class Monitor:
             elif isinstance(action, ms.MoveRole):
                 self.note(role=action.role, role_from=action.source or "-", role_to=action.target or "-")
             elif isinstance(action, ms.Log):
-                log(action.message)
+                io.log(action.message)
             elif isinstance(action, ms.SetReadOnly):
                 self.agents[action.host].put(action)
             elif isinstance(action, ms.SetHaproxy):
@@ -324,7 +282,7 @@ class Monitor:
             else:
                 self.haproxy.set_state(action.backend, action.server, action.ready)
         except Exception as exc:
-            log(f"haproxy: {type(exc).__name__}: {exc}")
+            io.log(f"haproxy: {type(exc).__name__}: {exc}")
             return "failed", f"{type(exc).__name__}: {exc}"
         if not action.refresh:
             self.note(haproxy=f"{action.backend}/{action.server}", server_state=state)
@@ -359,8 +317,8 @@ class Monitor:
                 "checks": {c: {"ok": h.ok(c, now, s), "message": h.checks[c].message,
                                "last_change": self.wall(h.checks[c].last_change)} for c in ms.CHECKS},
             }  # fmt: skip
+        heartbeat = self.heartbeat.status()
         with self.lock:
-            heartbeat = dict(self.heartbeat, last_lines=list(self.heartbeat["last_lines"]))
             changes = list(self.changes)
         writer = state.roles.writer
         return {"time": time.time(), "started": self.started, "writer": writer,
@@ -368,85 +326,24 @@ class Monitor:
                 "hosts": hosts, "changes": changes, "heartbeat": heartbeat,
                 "settings": asdict(s)}  # fmt: skip
 
-    # -- pt-heartbeat, following the writer through HAProxy
-    def heartbeat_loop(self) -> None:
-        hb = self.cfg["heartbeat"]
-        cmd = ["pt-heartbeat", "--update", "--replace", "--utc",
-               "--interval", str(hb["interval"]), "--database", hb["database"], "--table", hb["table"],
-               "--host", hb["host"], "--port", str(hb["port"]), "--user", hb["user"],
-               "--password", hb["password"]]  # fmt: skip
-        delay = 0.2
-        while True:
-            moved = False
-            state = self.state
-            epoch = state.writer_epoch
-            if not state.writer_routed():
-                time.sleep(0.05)
-                continue
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            threading.Thread(target=self._heartbeat_output, args=(proc,), daemon=True).start()
-            with self.lock:
-                self.heartbeat["running"] = True
-                self.heartbeat["pid"] = proc.pid
-            began = time.monotonic()
-            while proc.poll() is None:
-                moved = self.state.writer_epoch != epoch
-                if moved:
-                    proc.terminate()
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(2)
-                    if proc.poll() is None:
-                        proc.kill()
-                    break
-                time.sleep(0.05)
-            proc.wait()
-            with self.lock:
-                self.heartbeat["running"] = False
-                self.heartbeat["restarts"] += 1
-                self.heartbeat["last_exit"] = proc.returncode
-            delay = 0.2 if time.monotonic() - began > 5 else min(2.0, delay * 2)
-            time.sleep(0.0 if moved else delay)
-
-    def _heartbeat_output(self, proc: subprocess.Popen[str]) -> None:
-        last = ""
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.strip()[:300]
-            with self.lock:
-                self.heartbeat["last_lines"].append(line)
-            if line[:60] != last[:60]:
-                log(f"pt-heartbeat: {line}")
-            last = line
-
-    # -- running
-    def write_state(self) -> None:
-        path = self.cfg.get("state_file")
-        while path:
-            data = json.dumps(self.show(), default=str, indent=1)
-            tmp = f"{path}.tmp"
-            with contextlib.suppress(OSError):
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    fh.write(data)
-                os.replace(tmp, path)
-            time.sleep(0.5)
-
     def run(self) -> None:
         for name in self.state.order:
             for loop in (self.ping_loop, self.mysql_loop, self.agent_loop):
                 threading.Thread(
                     target=loop, args=(name,), name=f"{loop.__name__}-{name}", daemon=True
                 ).start()
-        threading.Thread(target=self.heartbeat_loop, name="heartbeat", daemon=True).start()
-        threading.Thread(target=self.write_state, name="state-file", daemon=True).start()
-        server = ThreadingHTTPServer(("0.0.0.0", int(self.cfg.get("http_port", 8080))), handler_for(self))
-        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
-        log(f"mmm monitor up: hosts {', '.join(self.state.order)}; settings {self.s}")
+        threading.Thread(target=self.heartbeat.loop, name="heartbeat", daemon=True).start()
+        commands = {"set_online": self.set_online, "set_offline": self.set_offline}
+        io.StateServer(
+            self.show, commands, int(self.cfg.get("http_port", 8080)), self.cfg.get("state_file")
+        ).start()
+        io.log(f"mmm monitor up: hosts {', '.join(self.state.order)}; settings {self.s}")
         burst = 0
         while True:
             try:
                 again = self.round()
             except Exception as exc:  # the loop must survive anything
-                log(f"monitor loop: {type(exc).__name__}: {exc}")
+                io.log(f"monitor loop: {type(exc).__name__}: {exc}")
                 again = False
             burst = burst + 1 if again else 0
             if 0 < burst < MAX_BURST:  # e.g. the removals just confirmed: the writer's promotion next
@@ -454,36 +351,6 @@ class Monitor:
             burst = 0
             self.wake.wait(LOOP_S)
             self.wake.clear()
-
-
-def handler_for(monitor: Monitor) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body, default=str).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            if self.path.rstrip("/") in ("/show", ""):
-                self._send(200, monitor.show())
-            else:
-                self._send(404, {"error": "GET /show"})
-
-        def do_POST(self) -> None:
-            parts = self.path.strip("/").split("/")
-            if len(parts) != 2 or parts[0] not in ("set_online", "set_offline"):
-                self._send(404, {"error": "POST /set_online/<host> or /set_offline/<host>"})
-                return
-            ok, message = monitor.command(parts[0], parts[1])
-            self._send(200 if ok else 409, {"ok": ok, "message": message})
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    return Handler
 
 
 def main(argv: list[str]) -> int:

@@ -16,20 +16,13 @@ host as strings: ``mmm_state`` (ONLINE, REPLICATION_FAIL, …) and ``mmm_roles``
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
 from typing import Any
 
 from harness.probes.base import Probe
 from harness.runtime.run import Node
+from harness.systems.mysql_replicated import LAG, heartbeat_age
 
-LAG = "replication_lag_s"
-
-
-def heartbeat_age(ts: str, now: float | None = None) -> float:
-    """Seconds between ``now`` (default: the host's wall clock) and a pt-heartbeat ``--utc`` stamp."""
-    stamp = datetime.fromisoformat(ts).replace(tzinfo=UTC).timestamp()
-    return (time.time() if now is None else now) - stamp
+__all__ = ["LAG", "MmmProbe", "heartbeat_age"]
 
 
 class MmmProbe(Probe):

@@ -1,0 +1,213 @@
+"""The I/O the harness's standalone daemons share (MMM's monitor, the async replication manager).
+
+Standalone on purpose: copied next to each daemon into its container (python3 + python3-pymysql from the
+node image) and imported as a sibling module there, so it uses the standard library and pymysql only:
+
+* ``log``: a line on stdout with a UTC wall-clock stamp (every container shares the host's clock);
+* ``HAProxy``: its runtime API (``stats socket ipv4@...:PORT level admin``), one command per connection;
+* ``mysql_connect`` / ``close_quietly`` / ``slave_status``;
+* ``Heartbeat``: pt-heartbeat ``--update`` through HAProxy's writer frontend, started once the writer's
+  server is ready, restarted when it exits and whenever the writer moves. Never with ``--create-table``:
+  with ``--replace`` that TRUNCATEs the table at every start, and a TRUNCATE on a new writer breaks the
+  apply of the old writer's last heartbeat once it rejoins; the clusters create the table once per node.
+* ``StateServer``: ``GET /show`` (the daemon's state as JSON) and ``POST /<command>/<host>``, plus the same
+  JSON rewritten into a state file every 0.5 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def log(message: str) -> None:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+    print(f"{stamp} {message}", flush=True)
+
+
+class HAProxy:
+    """HAProxy's runtime API, one command per connection."""
+
+    def __init__(self, host: str, port: int, timeout: float = 1.0) -> None:
+        self.address = (host, port)
+        self.timeout = timeout
+
+    def command(self, line: str) -> str:
+        with socket.create_connection(self.address, timeout=self.timeout) as sock:
+            sock.sendall(line.encode() + b"\n")
+            chunks = []
+            while chunk := sock.recv(4096):
+                chunks.append(chunk)
+        answer = b"".join(chunks).decode(errors="replace").strip()
+        if answer and not answer.startswith("Server state"):  # success answers are empty
+            raise RuntimeError(f"haproxy: {line!r}: {answer}")
+        return answer
+
+    def set_state(self, backend: str, server: str, ready: bool) -> None:
+        self.command(f"set server {backend}/{server} state {'ready' if ready else 'maint'}")
+        if not ready:
+            self.command(f"shutdown sessions server {backend}/{server}")
+
+
+def mysql_connect(
+    cfg: dict[str, Any], host: str, port: int, timeout: float, read_timeout: float | None = None
+) -> Any:
+    """As the daemon's admin user; ``read_timeout`` (default ``timeout``) bounds each statement."""
+    import pymysql
+
+    rw = timeout if read_timeout is None else read_timeout
+    return pymysql.connect(host=host, port=port, user=cfg["user"], password=cfg["password"],
+                           connect_timeout=timeout, read_timeout=rw, write_timeout=rw,
+                           autocommit=True)  # fmt: skip
+
+
+def close_quietly(conn: Any) -> None:
+    if conn is not None:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def slave_status(cur: Any) -> dict[str, Any]:
+    """``SHOW SLAVE STATUS`` as a dict ({} when no replication is configured)."""
+    cur.execute("SHOW SLAVE STATUS")
+    row = cur.fetchone()
+    names = [d[0] for d in cur.description] if cur.description else []
+    return dict(zip(names, row, strict=False)) if row else {}
+
+
+class Heartbeat:
+    """pt-heartbeat following the writer: ``routed()`` says the writer's server is ready, ``epoch()``
+    changes whenever the writer moves."""
+
+    def __init__(self, cfg: dict[str, Any], routed: Callable[[], bool], epoch: Callable[[], int]) -> None:
+        self.cfg = cfg
+        self.routed, self.epoch = routed, epoch
+        self.lock = threading.Lock()
+        self.figures: dict[str, Any] = {"running": False, "restarts": 0, "last_lines": deque(maxlen=10)}
+
+    def command(self) -> list[str]:
+        hb = self.cfg
+        return ["pt-heartbeat", "--update", "--replace", "--utc",
+                "--interval", str(hb["interval"]), "--database", hb["database"], "--table", hb["table"],
+                "--host", hb["host"], "--port", str(hb["port"]), "--user", hb["user"],
+                "--password", hb["password"]]  # fmt: skip
+
+    def status(self) -> dict[str, Any]:
+        with self.lock:
+            return dict(self.figures, last_lines=list(self.figures["last_lines"]))
+
+    def loop(self) -> None:
+        delay = 0.2
+        while True:
+            moved = False
+            epoch = self.epoch()
+            if not self.routed():
+                time.sleep(0.05)
+                continue
+            proc = subprocess.Popen(
+                self.command(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
+            threading.Thread(target=self._output, args=(proc,), daemon=True).start()
+            with self.lock:
+                self.figures["running"] = True
+                self.figures["pid"] = proc.pid
+            began = time.monotonic()
+            while proc.poll() is None:
+                moved = self.epoch() != epoch
+                if moved:
+                    proc.terminate()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(2)
+                    if proc.poll() is None:
+                        proc.kill()
+                    break
+                time.sleep(0.05)
+            proc.wait()
+            with self.lock:
+                self.figures["running"] = False
+                self.figures["restarts"] += 1
+                self.figures["last_exit"] = proc.returncode
+            delay = 0.2 if time.monotonic() - began > 5 else min(2.0, delay * 2)
+            time.sleep(0.0 if moved else delay)
+
+    def _output(self, proc: subprocess.Popen[str]) -> None:
+        last = ""
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.strip()[:300]
+            with self.lock:
+                self.figures["last_lines"].append(line)
+            if line[:60] != last[:60]:
+                log(f"pt-heartbeat: {line}")
+            last = line
+
+
+class StateServer:
+    """``GET /show`` → ``show()``; ``POST /<command>/<host>`` → ``commands[command](host)`` as (ok, message);
+    ``show()`` also rewritten into ``state_file`` every 0.5 s (when one is given)."""
+
+    def __init__(
+        self,
+        show: Callable[[], dict[str, Any]],
+        commands: dict[str, Callable[[str], tuple[bool, str]]],
+        port: int,
+        state_file: str | None,
+    ) -> None:
+        self.show, self.commands, self.port, self.state_file = show, commands, port, state_file
+
+    def start(self) -> None:
+        server = ThreadingHTTPServer(("0.0.0.0", self.port), self._handler())
+        threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
+        threading.Thread(target=self._write_state, name="state-file", daemon=True).start()
+
+    def _write_state(self) -> None:
+        path = self.state_file
+        while path:
+            data = json.dumps(self.show(), default=str, indent=1)
+            tmp = f"{path}.tmp"
+            with contextlib.suppress(OSError):
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            time.sleep(0.5)
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body, default=str).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") in ("/show", ""):
+                    self._send(200, owner.show())
+                else:
+                    self._send(404, {"error": "GET /show"})
+
+            def do_POST(self) -> None:
+                parts = self.path.strip("/").split("/")
+                if len(parts) != 2 or parts[0] not in owner.commands:
+                    names = " or ".join(f"/{c}/<host>" for c in owner.commands)
+                    self._send(404, {"error": f"POST {names}"})
+                    return
+                ok, message = owner.commands[parts[0]](parts[1])
+                self._send(200 if ok else 409, {"ok": ok, "message": message})
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        return Handler

@@ -1,0 +1,282 @@
+"""What the MySQL systems replicated through proxies share (MMM, async source–replica): HAProxy's writer
+and reader frontends over the nodes' client proxies, helper containers beside the nodes (HAProxy, a
+monitor or manager), the accounts, pt-heartbeat's table, and direct admin connections for observation.
+
+Accounts: the workloads' ``harness`` user loses ``READ_ONLY ADMIN`` here, so ``read_only`` really refuses
+its writes on a node that is not the writer; the monitor/manager and this module administer the servers as
+``mmm_agent``; replication connects as ``repl`` (so killing client connections never hits a binlog dump).
+Clients reach the cluster as applications do: ``endpoint(node)`` is the writer frontend whatever the node;
+per-node reads (final reads, checksums) run inside ``node_endpoints()``, which gives each node's own client
+proxy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from harness.errors import InfraError
+from harness.runtime.base import ContainerSpec, Mount
+from harness.runtime.run import Node
+from harness.runtime.wait import wait_until
+from harness.systems.base import ClusterSystem
+from harness.systems.mysql import DATABASE, IMAGE_PASSWORD, USER
+
+ADMIN_USER = "mmm_agent"
+REPL_USER = "repl"
+HAPROXY_HOST = 3  # .3 of the run's subnet
+WRITER_PORT = 3306
+READER_PORT = 3307
+REPL_FRONT_PORT = 3308  # replicas' way to the source (async replication), behind their nK-repl links
+HAPROXY_API_PORT = 9999
+HEARTBEAT_TABLE = "heartbeat"  # pt-heartbeat's table in DATABASE
+HEARTBEAT_INTERVAL = 0.1
+REPL_PORT_OFFSET = 100  # nK-repl listens 100 above nK-mysql: n1-repl on 11406, n2-repl on 12406
+DAEMON_IO = Path(__file__).with_name("daemon_io.py")  # copied beside each standalone daemon
+LAG = "replication_lag_s"  # the probes' metric: host now minus the newest pt-heartbeat stamp a node holds
+
+
+def heartbeat_age(ts: str, now: float | None = None) -> float:
+    """Seconds between ``now`` (default: the host's wall clock) and a pt-heartbeat ``--utc`` stamp."""
+    stamp = datetime.fromisoformat(ts).replace(tzinfo=UTC).timestamp()
+    return (time.time() if now is None else now) - stamp
+
+
+# pt-heartbeat's own table definition (its MAGIC_create_heartbeat). Created here, on each node and out of
+# the binlog, rather than by ``pt-heartbeat --create-table``: with ``--replace`` that option TRUNCATEs the
+# table each time pt-heartbeat starts, i.e. each time the writer moves, and the TRUNCATE on the new writer
+# breaks replication of the old writer's last, not yet shipped heartbeat (error 1032 on restart).
+HEARTBEAT_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {DATABASE}.{HEARTBEAT_TABLE} ("
+    "ts varchar(26) NOT NULL, server_id int unsigned NOT NULL PRIMARY KEY,"
+    " file varchar(255) DEFAULT NULL, position bigint unsigned DEFAULT NULL,"
+    " relay_master_log_file varchar(255) DEFAULT NULL, exec_master_log_pos bigint unsigned DEFAULT NULL)"
+)
+
+
+def setup_sql(admin: str, repl: str, client: str) -> tuple[str, ...]:
+    """On each node before replication starts, kept out of the binlog: pt-heartbeat's table, the
+    admin's and replication's accounts, and the clients' account with the run's password (last: the
+    connection that runs these authenticated with the node image's)."""
+    return (
+        "SET SESSION sql_log_bin = 0",
+        HEARTBEAT_DDL,
+        f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'%' IDENTIFIED BY '{admin}'",
+        f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%'",
+        f"CREATE USER IF NOT EXISTS '{REPL_USER}'@'%' IDENTIFIED BY '{repl}'",
+        f"GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'%'",
+        f"REVOKE READ_ONLY ADMIN ON *.* FROM '{USER}'@'%'",
+        f"ALTER USER '{USER}'@'%' IDENTIFIED BY '{client}'",
+    )
+
+
+class ProxiedMysqlCluster(ClusterSystem):
+    """Base of MMM and async replication: MariaDB nodes, HAProxy's frontends, helper containers."""
+
+    client_port = 3306
+    bootstrap_uses_proxies = True  # replication and HAProxy's backends go through the run's Toxiproxy
+    helpers: ClassVar[tuple[str, ...]] = ("haproxy",)  # helper containers whose logs go with the nodes'
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._local = threading.local()
+
+    @property
+    def haproxy_ip(self) -> str:
+        return self.run.ip(HAPROXY_HOST)
+
+    def endpoint(self, node: Node, service: str | None = None) -> tuple[str, int]:
+        """The writer frontend (what applications use), the ``reader`` frontend, or with ``mysql`` (and
+        inside ``node_endpoints()``) the node's own client proxy."""
+        if service == "mysql" or getattr(self._local, "direct", False):
+            return super().endpoint(node, "mysql")
+        if service == "reader":
+            return self.haproxy_ip, READER_PORT
+        if service not in (None, "writer"):
+            raise InfraError(f"mmm has no service {service!r} (writer, reader, mysql)")
+        return self.haproxy_ip, WRITER_PORT
+
+    @contextlib.contextmanager
+    def node_endpoints(self) -> Iterator[None]:
+        previous = getattr(self._local, "direct", False)
+        self._local.direct = True
+        try:
+            yield
+        finally:
+            self._local.direct = previous
+
+    def helper_dir(self, name: str) -> Path:
+        return self.node_dir(self.run.nodes[0]).parent / name
+
+    def helper_spec(self, name: str, host: int, command: list[str], mount: Mount, **kw: Any) -> ContainerSpec:
+        return ContainerSpec(
+            name=f"hh-{self.run.id}-{name}",
+            image=self.run.image,
+            command=command,
+            hostname=name,
+            network=self.run.network,
+            ip=self.run.ip(host),
+            labels=self.run.labels(name),
+            mounts=[mount],
+            extra_hosts={n.name: n.ip for n in self.run.nodes},
+            **kw,
+        )
+
+    def haproxy_spec(self) -> ContainerSpec:
+        mount = Mount(str(self.helper_dir("haproxy")), "/etc/harness")
+        return self.helper_spec(
+            "haproxy", HAPROXY_HOST, ["haproxy", "-db", "-f", "/etc/harness/haproxy.cfg"], mount
+        )
+
+    def connect(
+        self,
+        node: Node,
+        *,
+        timeout: float = 2.0,
+        database: str | None = None,
+        user: str = ADMIN_USER,
+        password: str | None = None,
+    ) -> Any:
+        """A direct connection to the node's MariaDB (not through a proxy), as the admin user by default."""
+        import pymysql
+
+        password = self.run.credential("admin") if password is None else password
+        return pymysql.connect(host=node.ip, port=self.client_port, user=user, password=password,
+                               database=database, connect_timeout=timeout, read_timeout=timeout,
+                               write_timeout=timeout, autocommit=True)  # fmt: skip
+
+    def connect_endpoint(self, endpoint: tuple[str, int], *, timeout: float = 2.0) -> Any:
+        """A client connection as the workloads' user to an endpoint (writer/reader frontend, a proxy)."""
+        import pymysql
+
+        host, port = endpoint
+        user, password = self.client_credentials()
+        return pymysql.connect(host=host, port=port, user=user, password=password, database=DATABASE,
+                               connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
+                               autocommit=True)  # fmt: skip
+
+    def query(self, node: Node, sql: str, *, timeout: float = 1.0) -> list[dict[str, Any]]:
+        conn = self.connect(node, timeout=timeout)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                names = [d[0] for d in cur.description] if cur.description else []
+                return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        finally:
+            conn.close()
+
+    def slave_status(self, node: Node, *, timeout: float = 1.0) -> dict[str, Any]:
+        rows = self.query(node, "SHOW SLAVE STATUS", timeout=timeout)
+        return rows[0] if rows else {}
+
+    def read_only(self, node: Node) -> int:
+        return int(self.query(node, "SELECT @@read_only AS ro")[0]["ro"])
+
+    def heartbeat_ts(self, node: Node, *, timeout: float = 1.0) -> str | None:
+        """The newest pt-heartbeat stamp the node holds (UTC, ``YYYY-MM-DDTHH:MM:SS.ffffff``)."""
+        try:
+            rows = self.query(
+                node, f"SELECT MAX(ts) AS ts FROM {DATABASE}.{HEARTBEAT_TABLE}", timeout=timeout
+            )
+        except Exception as exc:
+            if "doesn't exist" in str(exc):
+                return None
+            raise
+        return rows[0]["ts"] if rows else None
+
+    def _setup_users(self, node: Node) -> bool:
+        import pymysql
+
+        client = self.run.credential("client")
+        try:
+            conn = self.connect(node, user=USER, password=IMAGE_PASSWORD, timeout=1.0)
+        except pymysql.err.OperationalError as exc:
+            if exc.args[0] != 1045:
+                raise
+            conn = self.connect(node, user=USER, password=client, timeout=1.0)  # an earlier try got that far
+        try:
+            with conn.cursor() as cur:
+                for statement in setup_sql(self.run.credential("admin"), self.run.credential("repl"), client):
+                    cur.execute(statement)
+        finally:
+            conn.close()
+        return True
+
+    def wait_replicating(self, nodes: list[Node], *, timeout: float) -> None:
+        def check() -> bool:
+            for node in nodes:
+                slave = self.slave_status(node)
+                if slave.get("Slave_IO_Running") != "Yes" or slave.get("Slave_SQL_Running") != "Yes":
+                    error = slave.get("Last_IO_Error") or slave.get("Last_SQL_Error") or ""
+                    io, sql = slave.get("Slave_IO_Running"), slave.get("Slave_SQL_Running")
+                    raise RuntimeError(f"{node.name}: IO {io} SQL {sql} {error}".strip())
+            return True
+
+        wait_until(check, timeout=timeout, interval=0.1, max_interval=0.5,
+                   what="replication running both ways", details=self.logs_of_all)  # fmt: skip
+
+    def haproxy_cfg(self, *, readers: bool = False, repl: bool = False) -> str:
+        """The writer frontend on WRITER_PORT and the reader frontend on READER_PORT; every server is a
+        node's client proxy. Writer servers start in maintenance (the monitor or manager enables one);
+        reader servers too, unless ``readers`` (then reads balance over every node). ``repl``: a third
+        frontend on REPL_FRONT_PORT whose servers are the nodes themselves, for replicas to reach whichever
+        node is the source (enabled like the writer's)."""
+        proxied = {n.name: self.endpoint(n, "mysql") for n in self.run.nodes}
+
+        def servers(extra: str = "") -> str:
+            return "\n".join(
+                f"    server {name} {host}:{port} disabled{extra}" for name, (host, port) in proxied.items()
+            )
+
+        direct = "\n".join(f"    server {n.name} {n.ip}:{self.client_port} disabled" for n in self.run.nodes)
+        repl_section = f"""
+frontend repl
+    bind 0.0.0.0:{REPL_FRONT_PORT}
+    default_backend repl
+
+backend repl
+{direct}
+"""
+        reader_servers = "\n".join(
+            f"    server {name} {host}:{port}" for name, (host, port) in proxied.items()
+        )
+        return f"""# Rendered by ha-harness for run {self.run.id}: the writer and reader roles as HAProxy servers,
+# set through the runtime API by the cluster's monitor or manager.
+global
+    maxconn 4096
+    stats socket ipv4@0.0.0.0:{HAPROXY_API_PORT} level admin
+
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 1h
+    timeout server 1h
+
+frontend writer
+    bind 0.0.0.0:{WRITER_PORT}
+    default_backend writer
+
+backend writer
+{servers()}
+
+frontend reader
+    bind 0.0.0.0:{READER_PORT}
+    default_backend reader
+
+backend reader
+    balance roundrobin
+{servers() if not readers else reader_servers}
+{repl_section if repl else ""}"""
+
+    def logs_of_all(self, tail: int = 15) -> str:
+        parts = [super().logs_of_all(tail)]
+        for helper in self.helpers:
+            text = self.runtime.logs(f"hh-{self.run.id}-{helper}", tail=tail).rstrip()
+            indented = "\n".join(f"    {line}" for line in text.splitlines()[-tail:])
+            parts.append(f"  {helper} last log lines:\n{indented}")
+        return "\n".join(parts)
