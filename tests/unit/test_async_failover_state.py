@@ -380,7 +380,7 @@ def test_a_returning_old_source_that_diverged_is_reported_and_not_repointed() ->
         state, actions = step(
             state,
             [up("n1", now, binlog="1-1-14", received="", io=""), source_up("n3", now, "1-1-12,3-3-2")],
-            now,  # fmt: skip
+            now,
         )
         if i == 0:
             assert notes(actions, "diverged") == [Note("diverged", "n1", "has transactions n3 does not (domain 1 to 14)")]  # fmt: skip
