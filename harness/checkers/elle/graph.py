@@ -46,9 +46,10 @@ def edge_name(bit: int) -> str:
 class Graph:
     """``adj`` over txn ids ``0..txns-1`` and, once ``complete``, the real-time barriers after them.
 
-    ``build_graph`` leaves out the real-time and process edges (``edges`` counts them all the same): a valid
-    history usually proves itself acyclic without them (``ordered``), and only a graph that may have a
-    cycle needs them in ``adj`` (``complete``, which adds them just as if they had been built with the rest).
+    ``build_graph`` leaves out the real-time and process edges (``edges`` counts them all the same):
+    ``acyclic`` decides a valid history without them (as arrays, never as barrier dicts), and only a graph
+    with a cycle needs them in ``adj`` (``complete``, which adds them just as if they had been built with
+    the rest, so the search sees the graph it always did).
     """
 
     adj: list[dict[int, int]]

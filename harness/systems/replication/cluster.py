@@ -332,20 +332,20 @@ max_connect_errors=1000000000
             cur.execute("SET GLOBAL read_only = 1")
             cur.execute("STOP SLAVE")
             cur.execute("RESET SLAVE ALL")
-            cur.execute("SET SESSION sql_log_bin = 0")
-            cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-            cur.execute(f"CREATE DATABASE {DATABASE}")
-            cur.execute("RESET MASTER")  # its own errant GTIDs go with the binlog
-            cur.execute("SET GLOBAL gtid_slave_pos = ''")
+        # The dump drops and recreates the database and sets gtid_slave_pos to the source's position. The
+        # binlog (its errant GTIDs) is reset only after that: until then the manager still sees the node
+        # diverged and leaves it alone, so nothing starts replication while the import runs.
         login = f"-u{ADMIN_USER} -p{shlex.quote(admin)}"
         script = (
-            f"set -o pipefail 2>/dev/null; mariadb-dump -h {source.ip} {login} --gtid --master-data=1 "
-            f"--single-transaction --databases {DATABASE} | mariadb -h 127.0.0.1 {login} "
+            f"set -o pipefail; mariadb-dump -h {source.ip} {login} --gtid --master-data=1 "
+            f"--single-transaction --add-drop-database --databases {DATABASE} | mariadb -h 127.0.0.1 {login} "
             "--init-command='SET SESSION sql_log_bin=0'"
         )
         done = self.runtime.exec(node.container, ["bash", "-c", script], timeout=60)
         if done.exit_code != 0:
             raise InfraError(f"rebuild of {node.name} from {source.name} failed: {done.output[-300:]}")
+        with contextlib.closing(self.connect(node, timeout=10.0)) as conn, conn.cursor() as cur:
+            cur.execute("RESET MASTER")  # its own errant GTIDs go with the binlog; gtid_slave_pos stays
         log.info(f"  mysql-async: {node.name} rebuilt from {source.name}")
 
     # -- observation ------------------------------------------------------------------------------
