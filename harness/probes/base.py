@@ -42,12 +42,14 @@ class Probe(ABC):
             conn = state["conn"] = open_()
         return conn
 
-    def every(self, state: dict[str, object], interval: float) -> bool:
-        """True on the first tick and then once ``interval`` seconds have passed (slower metrics)."""
+    def every(self, state: dict[str, object], interval: float, what: str = "every") -> bool:
+        """True on the first tick and then once ``interval`` seconds have passed (slower metrics); one
+        cadence per ``what``."""
         now = time.monotonic()
-        if now - float(state.get("every_at", float("-inf"))) < interval:  # type: ignore[arg-type]
+        key = f"{what}_at"
+        if now - float(state.get(key, float("-inf"))) < interval:  # type: ignore[arg-type]
             return False
-        state["every_at"] = now
+        state[key] = now
         return True
 
     def close(self, state: dict[str, object]) -> None:

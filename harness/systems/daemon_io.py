@@ -21,6 +21,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -211,3 +212,14 @@ class StateServer:
                 return
 
         return Handler
+
+
+def main(argv: list[str], script: str, daemon: Callable[[dict[str, Any]], Any]) -> int:
+    """``<script> CONFIG.json``: load the config and run ``daemon(config).run()`` (forever)."""
+    if len(argv) != 2:
+        print(f"usage: {script} CONFIG.json", file=sys.stderr)
+        return 2
+    with open(argv[1], encoding="utf-8") as fh:
+        cfg = json.load(fh)
+    daemon(cfg).run()
+    return 0

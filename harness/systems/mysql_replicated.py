@@ -13,15 +13,20 @@ proxy.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.errors import InfraError
 from harness.runtime.base import ContainerSpec, Mount
+from harness.runtime.proxies import Link, create_links, toxiproxy_ip
 from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
 from harness.systems.base import ClusterSystem
@@ -98,7 +103,7 @@ class ProxiedMysqlCluster(ClusterSystem):
         if service == "reader":
             return self.haproxy_ip, READER_PORT
         if service not in (None, "writer"):
-            raise InfraError(f"mmm has no service {service!r} (writer, reader, mysql)")
+            raise InfraError(f"{self.name} has no service {service!r} (writer, reader, mysql)")
         return self.haproxy_ip, WRITER_PORT
 
     @contextlib.contextmanager
@@ -219,6 +224,107 @@ class ProxiedMysqlCluster(ClusterSystem):
 
         wait_until(check, timeout=timeout, interval=0.1, max_interval=0.5,
                    what="replication running both ways", details=self.logs_of_all)  # fmt: skip
+
+    # -- shared by the systems' rendering, bootstrap and health checks -----------------------------
+    def server_cnf(self, node: Node, title: str, extra: str = "") -> str:
+        """A node's MariaDB settings: server and GTID domain K, binlog with ``log_slave_updates`` and
+        ``sync_binlog=1``, ``read_only=1`` at start; ``extra`` lines are the system's own."""
+        k = self.run.nodes.index(node) + 1
+        pool = self.topology.settings.buffer_pool_size  # type: ignore[attr-defined]
+        return f"""# Rendered by ha-harness for run {self.run.id}, node {node.name} ({title} {k})
+[mysqld]
+bind-address=0.0.0.0
+skip-name-resolve
+server_id={k}
+gtid_domain_id={k}
+log_bin=mysql-bin
+log_slave_updates=ON
+binlog_format=ROW
+sync_binlog=1
+innodb_flush_log_at_trx_commit=1
+innodb_buffer_pool_size={pool}
+read_only=ON
+relay_log=relay-bin
+report_host={node.name}
+slave_net_timeout=4
+max_connections=500
+max_connect_errors=1000000000
+{extra}"""
+
+    def render_nodes(self, directory: Path, cnf_name: str, title: str, extra: Callable[[Node], str]) -> None:
+        """Each node's ``<cnf_name>`` and its start script (MariaDB with that file, data from the image)."""
+        start_sh = f"""#!/bin/sh
+# Rendered by ha-harness: start one MariaDB node ({title}; data directory from the node image).
+set -e
+install -d -o mysql -g mysql /run/mysqld
+exec mariadbd --defaults-extra-file=/etc/harness/{cnf_name} --user=mysql
+"""
+        for node in self.run.nodes:
+            target = directory / node.name
+            target.mkdir(parents=True, exist_ok=True)
+            (target / cnf_name).write_text(self.server_cnf(node, title, extra(node)))
+            (target / "start.sh").write_text(start_sh)
+
+    def render_helpers(
+        self,
+        directory: Path,
+        haproxy_cfg: str,
+        daemon: str,
+        files: Mapping[str, Path],
+        config: dict[str, Any],
+    ) -> None:
+        """HAProxy's config, and the daemon's directory: its ``<daemon>.json`` config, its files (name in
+        the container → source), and ``daemon_io.py`` beside them (imported as sibling modules)."""
+        haproxy = directory / "haproxy"
+        haproxy.mkdir(parents=True, exist_ok=True)
+        (haproxy / "haproxy.cfg").write_text(haproxy_cfg)
+        target = directory / daemon
+        target.mkdir(parents=True, exist_ok=True)
+        (target / f"{daemon}.json").write_text(json.dumps(config, indent=2))
+        for name, source in {**files, "daemon_io.py": DAEMON_IO}.items():
+            shutil.copyfile(source, target / name)
+
+    def container_spec(self, node: Node, *, bootstrap: bool = False) -> ContainerSpec:
+        mounts = [Mount(str(self.node_dir(node)), "/etc/harness")]
+        return self.base_spec(node, ["sh", "/etc/harness/start.sh"], mounts, user="0")
+
+    def daemon_spec(self, daemon: str, host: int, mount_at: str, script: str) -> ContainerSpec:
+        """The monitor's or manager's container: ``python3 <mount_at>/<script> <mount_at>/<daemon>.json``,
+        as the host's uid, so that the state file it writes into the run directory stays removable."""
+        mount = Mount(str(self.helper_dir(daemon)), mount_at, read_only=False)
+        command = ["python3", "-u", f"{mount_at}/{script}", f"{mount_at}/{daemon}.json"]
+        return self.helper_spec(daemon, host, command, mount, user=f"{os.getuid()}:{os.getgid()}")
+
+    def prepare_nodes(self, left: Callable[[], float]) -> None:
+        """Start every node, wait until each answers and has its accounts, then create the replication
+        links (``repl_links``)."""
+        self.start_nodes(self.run.nodes)
+        for node in self.run.nodes:
+            wait_until(partial(self._setup_users, node), timeout=left(), interval=0.1, max_interval=0.5,
+                       what=f"{node.name} answering", details=self.logs_of_all)  # fmt: skip
+        create_links(self.run, self.repl_links())
+
+    def repl_links(self) -> list[Link]:
+        raise NotImplementedError
+
+    def replicate(self, node: Node, gtid: str) -> None:
+        """``CHANGE MASTER`` through the node's ``nK-repl`` link (``MASTER_USE_GTID=<gtid>``), then start it."""
+        link = next(link for link in self.repl_links() if link.node == node.name)
+        with contextlib.closing(self.connect(node)) as conn, conn.cursor() as cur:
+            cur.execute(
+                "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+                f"MASTER_USE_GTID={gtid}, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
+                (toxiproxy_ip(self.run), link.listen_port, REPL_USER, self.run.credential("repl")),
+            )
+            cur.execute("START SLAVE")
+
+    def writer_serves(self) -> str:
+        """The hostname of the node the writer frontend reaches now."""
+        conn = self.connect_endpoint(self.endpoint(self.run.nodes[0]), timeout=1.0)
+        with contextlib.closing(conn), conn.cursor() as cur:
+            cur.execute("SELECT @@hostname")
+            (served_by,) = cur.fetchone()
+        return str(served_by)
 
     def haproxy_cfg(self, *, readers: bool = False, repl: bool = False) -> str:
         """The writer frontend on WRITER_PORT and the reader frontend on READER_PORT; every server is a

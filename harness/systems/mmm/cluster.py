@@ -31,8 +31,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import shutil
 import time
 import urllib.error
 import urllib.request
@@ -41,8 +39,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.runtime.base import ContainerSpec, Mount
-from harness.runtime.proxies import Link, create_links, links_for, listen_port, toxiproxy_ip
+from harness.runtime.base import ContainerSpec
+from harness.runtime.proxies import Link, links_for, listen_port
 from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
 from harness.systems.base import NodeStatus
@@ -51,12 +49,10 @@ from harness.systems.mmm.settings import MmmTopology
 from harness.systems.mysql import DATABASE, USER
 from harness.systems.mysql_replicated import (
     ADMIN_USER,
-    DAEMON_IO,
     HAPROXY_API_PORT,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TABLE,
     REPL_PORT_OFFSET,
-    REPL_USER,
     WRITER_PORT,
     ProxiedMysqlCluster,
 )
@@ -66,13 +62,6 @@ log = logging.getLogger(__name__)
 MONITOR_HOST = 4
 MONITOR_PORT = 8080
 MONITOR_SCRIPT = Path(__file__).with_name("monitor.py")
-
-START_SH = """#!/bin/sh
-# Rendered by ha-harness: start one MMM master (MariaDB, data directory from the node image).
-set -e
-install -d -o mysql -g mysql /run/mysqld
-exec mariadbd --defaults-extra-file=/etc/harness/mmm.cnf --user=mysql
-"""
 
 
 class MmmCluster(ProxiedMysqlCluster):
@@ -102,29 +91,10 @@ class MmmCluster(ProxiedMysqlCluster):
         return [*links_for(self.run, self.services), *self.repl_links()]
 
     # -- rendering --------------------------------------------------------------------------------
-    def mmm_cnf(self, node: Node) -> str:
-        k = self.run.nodes.index(node) + 1
-        return f"""# Rendered by ha-harness for run {self.run.id}, node {node.name} (MMM master {k})
-[mysqld]
-bind-address=0.0.0.0
-skip-name-resolve
-server_id={k}
-gtid_domain_id={k}
-log_bin=mysql-bin
-log_slave_updates=ON
-binlog_format=ROW
-sync_binlog=1
-innodb_flush_log_at_trx_commit=1
-innodb_buffer_pool_size={self.topology.settings.buffer_pool_size}
-auto_increment_increment=2
-auto_increment_offset={k}
-read_only=ON
-relay_log=relay-bin
-report_host={node.name}
-slave_net_timeout=4
-max_connections=500
-max_connect_errors=1000000000
-"""
+    @staticmethod
+    def cnf_extra(node: Node) -> str:
+        """MMM's standard: each master takes every other auto-increment value (offset K)."""
+        return f"auto_increment_increment=2\nauto_increment_offset={node.name.removeprefix('n')}\n"
 
     def monitor_config(self) -> dict[str, Any]:
         timers = ("check_period", "trap_period", "timeout", "max_backlog", "auto_set_online", "rep_grace",
@@ -148,32 +118,16 @@ max_connect_errors=1000000000
         }
 
     def render(self, directory: Path) -> None:
-        for node in self.run.nodes:
-            target = directory / node.name
-            target.mkdir(parents=True, exist_ok=True)
-            (target / "mmm.cnf").write_text(self.mmm_cnf(node))
-            (target / "start.sh").write_text(START_SH)
-        haproxy = directory / "haproxy"
-        haproxy.mkdir(parents=True, exist_ok=True)
-        (haproxy / "haproxy.cfg").write_text(self.haproxy_cfg())
-        monitor = directory / "monitor"
-        monitor.mkdir(parents=True, exist_ok=True)
-        (monitor / "monitor.json").write_text(json.dumps(self.monitor_config(), indent=2))
-        shutil.copyfile(MONITOR_SCRIPT, monitor / "mmm_monitor.py")
-        # its state machine and the daemons' shared I/O, imported as sibling modules by the script
-        shutil.copyfile(MONITOR_SCRIPT.with_name("monitor_state.py"), monitor / "monitor_state.py")
-        shutil.copyfile(DAEMON_IO, monitor / "daemon_io.py")
-
-    # -- containers -------------------------------------------------------------------------------
-    def container_spec(self, node: Node, *, bootstrap: bool = False) -> ContainerSpec:
-        mounts = [Mount(str(self.node_dir(node)), "/etc/harness")]
-        return self.base_spec(node, ["sh", "/etc/harness/start.sh"], mounts, user="0")
+        self.render_nodes(directory, "mmm.cnf", "MMM master", self.cnf_extra)
+        # the script, and its state machine imported as a sibling module
+        files = {
+            "mmm_monitor.py": MONITOR_SCRIPT,
+            "monitor_state.py": MONITOR_SCRIPT.with_name("monitor_state.py"),
+        }
+        self.render_helpers(directory, self.haproxy_cfg(), "monitor", files, self.monitor_config())
 
     def monitor_spec(self) -> ContainerSpec:
-        mount = Mount(str(self.helper_dir("monitor")), "/etc/mmm", read_only=False)
-        command = ["python3", "-u", "/etc/mmm/mmm_monitor.py", "/etc/mmm/monitor.json"]
-        # The host's uid, so that the state file it writes into the run directory stays removable.
-        return self.helper_spec("monitor", MONITOR_HOST, command, mount, user=f"{os.getuid()}:{os.getgid()}")
+        return self.daemon_spec("monitor", MONITOR_HOST, "/etc/mmm", "mmm_monitor.py")
 
     # -- bootstrap --------------------------------------------------------------------------------
     def bootstrap(self) -> None:
@@ -184,13 +138,9 @@ max_connect_errors=1000000000
         def left() -> float:
             return max(1.0, timeout - (time.monotonic() - started))
 
-        self.start_nodes(nodes)
+        self.prepare_nodes(left)
         for node in nodes:
-            wait_until(partial(self._setup_users, node), timeout=left(), interval=0.1, max_interval=0.5,
-                       what=f"{node.name} answering", details=self.logs_of_all)  # fmt: skip
-        create_links(self.run, self.repl_links())
-        for node in nodes:
-            self._replicate(node)
+            self.replicate(node, "slave_pos")
         self.wait_replicating(nodes, timeout=left())
         log.info(
             f"  mmm: masters replicating both ways via n1-repl/n2-repl ({time.monotonic() - started:.1f}s)"
@@ -203,20 +153,6 @@ max_connect_errors=1000000000
         self.wait_ready(timeout=left())
         log.info(f"  mmm: writer {self.primary().name}, both masters ONLINE, heartbeats flowing "
             f"({time.monotonic() - started:.1f}s)")  # fmt: skip
-
-    def _replicate(self, node: Node) -> None:
-        link = next(link for link in self.repl_links() if link.node == node.name)
-        conn = self.connect(node)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
-                    "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
-                    (toxiproxy_ip(self.run), link.listen_port, REPL_USER, self.run.credential("repl")),
-                )
-                cur.execute("START SLAVE")
-        finally:
-            conn.close()
 
     def wait_ready(self, *, timeout: float) -> None:
         """Both masters replicating and ONLINE, a writer holding writes, the writer frontend reaching it,
@@ -234,13 +170,7 @@ max_connect_errors=1000000000
                 slave = self.slave_status(node)
                 if slave.get("Slave_IO_Running") != "Yes" or slave.get("Slave_SQL_Running") != "Yes":
                     raise RuntimeError(f"{node.name}: replication not running")
-            conn = self.connect_endpoint(self.endpoint(self.run.nodes[0]), timeout=1.0)
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT @@hostname")
-                    (served_by,) = cur.fetchone()
-            finally:
-                conn.close()
+            served_by = self.writer_serves()
             if served_by != writer:
                 raise RuntimeError(f"writer frontend reaches {served_by}, the monitor's writer is {writer}")
             for node in self.run.nodes:

@@ -42,7 +42,6 @@ Usage: ``mmm_monitor.py CONFIG.json`` (the harness renders the config).
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import socket
 import sys
@@ -354,13 +353,7 @@ class Monitor:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: mmm_monitor.py CONFIG.json", file=sys.stderr)
-        return 2
-    with open(argv[1], encoding="utf-8") as fh:
-        cfg = json.load(fh)
-    Monitor(cfg).run()
-    return 0
+    return io.main(argv, "mmm_monitor.py", Monitor)
 
 
 if __name__ == "__main__":

@@ -16,56 +16,18 @@ host as strings: ``mmm_state`` (ONLINE, REPLICATION_FAIL, …) and ``mmm_roles``
 
 from __future__ import annotations
 
-from typing import Any
-
-from harness.probes.base import Probe
 from harness.runtime.run import Node
+from harness.systems.heartbeat_probe import HeartbeatProbe
 from harness.systems.mysql_replicated import LAG, heartbeat_age
 
 __all__ = ["LAG", "MmmProbe", "heartbeat_age"]
 
 
-class MmmProbe(Probe):
+class MmmProbe(HeartbeatProbe):
     name = "mmm"
-    interval = 0.1
-    status_interval = 0.5  # replication threads and the monitor's view, seconds
 
-    def tick(self, node: Node, state: dict[str, object]) -> None:
-        from harness.systems.mmm.cluster import DATABASE, HEARTBEAT_TABLE
-
-        due = self.every(state, self.status_interval)
-        if due:  # first, so that a node that no longer answers still gets the monitor's view on time
-            self._monitor_view(node)
-        try:
-            conn = self.connection(state, lambda: self.system.connect(node, timeout=1.0))  # type: ignore[attr-defined]
-            with conn.cursor() as cur:
-                try:
-                    cur.execute(f"SELECT MAX(ts) FROM {DATABASE}.{HEARTBEAT_TABLE}")
-                    (ts,) = cur.fetchone()
-                except Exception as exc:
-                    if "doesn't exist" not in str(exc):
-                        raise
-                    ts = None
-                self.samples.record(node.name, LAG, heartbeat_age(ts) if ts else "NULL")
-                if due:
-                    self._replication(cur, node)
-        except Exception:  # down, paused, unreachable: a visible gap in the series
-            self.samples.record(node.name, LAG, "unreachable")
-            self.close(state)
-
-    def _replication(self, cur: Any, node: Node) -> None:
-        cur.execute("SHOW SLAVE STATUS")
-        row = cur.fetchone()
-        names = [d[0] for d in cur.description] if cur.description else []
-        slave = dict(zip(names, row, strict=False)) if row else {}
-        self.samples.record(node.name, "slave_io_running", str(slave.get("Slave_IO_Running") or "none"))
-        self.samples.record(node.name, "slave_sql_running", str(slave.get("Slave_SQL_Running") or "none"))
-        behind = slave.get("Seconds_Behind_Master")
-        self.samples.record(
-            node.name, "seconds_behind_master", float(behind) if behind is not None else "NULL"
-        )
-        cur.execute("SELECT @@read_only")
-        self.samples.record(node.name, "read_only", float(cur.fetchone()[0]))
+    def view(self, node: Node) -> None:
+        self._monitor_view(node)
 
     def _monitor_view(self, node: Node) -> None:
         try:

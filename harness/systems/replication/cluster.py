@@ -33,26 +33,22 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shlex
-import shutil
 import time
 import urllib.request
 from collections.abc import Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.errors import InfraError
-from harness.runtime.base import ContainerSpec, Mount
-from harness.runtime.proxies import Link, create_links, links_for, listen_port, toxiproxy_ip
+from harness.runtime.base import ContainerSpec
+from harness.runtime.proxies import Link, links_for, listen_port, toxiproxy_ip
 from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
 from harness.systems.base import NodeStatus
 from harness.systems.mysql import DATABASE, USER
 from harness.systems.mysql_replicated import (
     ADMIN_USER,
-    DAEMON_IO,
     HAPROXY_API_PORT,
     HEARTBEAT_INTERVAL,
     HEARTBEAT_TABLE,
@@ -70,13 +66,6 @@ log = logging.getLogger(__name__)
 MANAGER_HOST = 4
 MANAGER_PORT = 8080
 MANAGER_SCRIPT = Path(__file__).with_name("manager.py")
-
-START_SH = """#!/bin/sh
-# Rendered by ha-harness: start one MariaDB node of an async replication cluster.
-set -e
-install -d -o mysql -g mysql /run/mysqld
-exec mariadbd --defaults-extra-file=/etc/harness/async.cnf --user=mysql
-"""
 
 
 class AsyncCluster(ProxiedMysqlCluster):
@@ -109,38 +98,19 @@ class AsyncCluster(ProxiedMysqlCluster):
         return [*links_for(self.run, self.services), *self.repl_links()]
 
     # -- rendering --------------------------------------------------------------------------------
-    def async_cnf(self, node: Node) -> str:
-        k = self.run.nodes.index(node) + 1
+    def cnf_extra(self, node: Node) -> str:
+        """Relay log recovery (a restarted replica refetches what its relay log may have lost), and
+        semi-sync's settings: the replica side on everywhere, the source side left to the manager."""
         s = self.topology.settings
         semi = (
-            f"""rpl_semi_sync_slave_enabled=ON
-rpl_semi_sync_master_enabled=OFF
-rpl_semi_sync_master_wait_point=AFTER_SYNC
-rpl_semi_sync_master_timeout={int(s.semi_sync_timeout * 1000)}
-"""
-            if s.semi_sync
-            else ""
+            "rpl_semi_sync_slave_enabled=ON\nrpl_semi_sync_master_enabled=OFF\n"
+            "rpl_semi_sync_master_wait_point=AFTER_SYNC\n"
+            f"rpl_semi_sync_master_timeout={int(s.semi_sync_timeout * 1000)}\n"
         )
-        return f"""# Rendered by ha-harness for run {self.run.id}, node {node.name} (async replication, server {k})
-[mysqld]
-bind-address=0.0.0.0
-skip-name-resolve
-server_id={k}
-gtid_domain_id={k}
-log_bin=mysql-bin
-log_slave_updates=ON
-binlog_format=ROW
-sync_binlog=1
-innodb_flush_log_at_trx_commit=1
-innodb_buffer_pool_size={s.buffer_pool_size}
-read_only=ON
-relay_log=relay-bin
-relay_log_recovery=ON
-report_host={node.name}
-slave_net_timeout=4
-max_connections=500
-max_connect_errors=1000000000
-{semi}"""
+        return "relay_log_recovery=ON\n" + (semi if s.semi_sync else "")
+
+    def async_cnf(self, node: Node) -> str:
+        return self.server_cnf(node, "async replication, server", self.cnf_extra(node))
 
     def manager_config(self) -> dict[str, Any]:
         s = self.topology.settings
@@ -179,30 +149,16 @@ max_connect_errors=1000000000
         }
 
     def render(self, directory: Path) -> None:
-        for node in self.run.nodes:
-            target = directory / node.name
-            target.mkdir(parents=True, exist_ok=True)
-            (target / "async.cnf").write_text(self.async_cnf(node))
-            (target / "start.sh").write_text(START_SH)
-        haproxy = directory / "haproxy"
-        haproxy.mkdir(parents=True, exist_ok=True)
-        (haproxy / "haproxy.cfg").write_text(self.haproxy_cfg(readers=True, repl=True))
-        manager = directory / "manager"
-        manager.mkdir(parents=True, exist_ok=True)
-        (manager / "manager.json").write_text(json.dumps(self.manager_config(), indent=2))
-        shutil.copyfile(MANAGER_SCRIPT, manager / "manager.py")
-        shutil.copyfile(MANAGER_SCRIPT.with_name("failover_state.py"), manager / "failover_state.py")
-        shutil.copyfile(DAEMON_IO, manager / "daemon_io.py")
-
-    # -- containers -------------------------------------------------------------------------------
-    def container_spec(self, node: Node, *, bootstrap: bool = False) -> ContainerSpec:
-        mounts = [Mount(str(self.node_dir(node)), "/etc/harness")]
-        return self.base_spec(node, ["sh", "/etc/harness/start.sh"], mounts, user="0")
+        self.render_nodes(directory, "async.cnf", "async replication, server", self.cnf_extra)
+        files = {
+            "manager.py": MANAGER_SCRIPT,
+            "failover_state.py": MANAGER_SCRIPT.with_name("failover_state.py"),
+        }
+        self.render_helpers(directory, self.haproxy_cfg(readers=True, repl=True), "manager", files,
+                            self.manager_config())  # fmt: skip
 
     def manager_spec(self) -> ContainerSpec:
-        mount = Mount(str(self.helper_dir("manager")), "/etc/manager", read_only=False)
-        command = ["python3", "-u", "/etc/manager/manager.py", "/etc/manager/manager.json"]
-        return self.helper_spec("manager", MANAGER_HOST, command, mount, user=f"{os.getuid()}:{os.getgid()}")
+        return self.daemon_spec("manager", MANAGER_HOST, "/etc/manager", "manager.py")
 
     # -- bootstrap --------------------------------------------------------------------------------
     def bootstrap(self) -> None:
@@ -213,35 +169,17 @@ max_connect_errors=1000000000
         def left() -> float:
             return max(1.0, timeout - (time.monotonic() - started))
 
-        self.start_nodes(nodes)
-        for node in nodes:
-            wait_until(partial(self._setup_users, node), timeout=left(), interval=0.1, max_interval=0.5,
-                       what=f"{node.name} answering", details=self.logs_of_all)  # fmt: skip
-        create_links(self.run, self.repl_links())
+        self.prepare_nodes(left)
         self.runtime.run(self.haproxy_spec())
         self.runtime.run(self.manager_spec())  # it makes n1 writable and routes writer/n1 and repl/n1
         replicas = [n for n in nodes if n != self.first_source]
         for node in replicas:
-            self._replicate(node)
+            self.replicate(node, "current_pos")
         self.wait_replicating(replicas, timeout=left())
         log.info(f"  mysql-async: {len(replicas)} replica(s) of n1 ({time.monotonic() - started:.1f}s)")
         self.wait_ready(timeout=left())
         log.info(f"  mysql-async: source {self.primary().name} routed, replicas replicating, heartbeats "
                  f"flowing ({time.monotonic() - started:.1f}s)")  # fmt: skip
-
-    def _replicate(self, node: Node) -> None:
-        link = next(link for link in self.repl_links() if link.node == node.name)
-        conn = self.connect(node)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(
-                    "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
-                    "MASTER_USE_GTID=current_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
-                    (toxiproxy_ip(self.run), link.listen_port, REPL_USER, self.run.credential("repl")),
-                )
-                cur.execute("START SLAVE")
-        finally:
-            conn.close()
 
     def wait_ready(self, *, timeout: float) -> None:
         """The manager's source writable and routed, every replica replicating from it, the writer
@@ -282,14 +220,7 @@ max_connect_errors=1000000000
                 out.append(f"{node.name}: read_only {ro}, io {slave.get('Slave_IO_Running')}, "
                            f"sql {slave.get('Slave_SQL_Running')}")  # fmt: skip
         if not out:
-            with (
-                contextlib.closing(
-                    self.connect_endpoint(self.endpoint(self.run.nodes[0]), timeout=1.0)
-                ) as conn,
-                conn.cursor() as cur,
-            ):
-                cur.execute("SELECT @@hostname")
-                (served_by,) = cur.fetchone()
+            served_by = self.writer_serves()
             if served_by != source:
                 out.append(f"writer frontend reaches {served_by}, the manager's source is {source}")
         return out

@@ -28,7 +28,6 @@ Usage: ``manager.py CONFIG.json`` (the harness renders the config).
 
 from __future__ import annotations
 
-import json
 import queue
 import sys
 import threading
@@ -248,13 +247,7 @@ class Manager:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: manager.py CONFIG.json", file=sys.stderr)
-        return 2
-    with open(argv[1], encoding="utf-8") as fh:
-        cfg = json.load(fh)
-    Manager(cfg).run()
-    return 0
+    return io.main(argv, "manager.py", Manager)
 
 
 if __name__ == "__main__":

@@ -19,18 +19,15 @@ import time
 from typing import Any
 
 from harness.model.history import Event
-from harness.probes.base import Probe
 from harness.runtime.run import Node
-from harness.systems.mysql_replicated import LAG, heartbeat_age
+from harness.systems.heartbeat_probe import HeartbeatProbe
 
 STEPS = ("fence", "promote", "route", "repoint", "demote")
 CHANGES_EVERY_S = 0.3
 
 
-class AsyncProbe(Probe):
+class AsyncProbe(HeartbeatProbe):
     name = "mysql-async"
-    interval = 0.1
-    status_interval = 0.5
 
     def setup(self) -> None:
         self._since = time.time()
@@ -39,50 +36,12 @@ class AsyncProbe(Probe):
         self._lock = threading.Lock()
 
     def tick(self, node: Node, state: dict[str, object]) -> None:
-        from harness.systems.replication.cluster import DATABASE, HEARTBEAT_TABLE
-
-        due = self.every(state, self.status_interval)
-        if node == self.system.run.nodes[0] and self._due_changes(state):
+        if node == self.system.run.nodes[0] and self.every(state, CHANGES_EVERY_S, "changes"):
             self._changes()
-        if due:
-            self._manager_view(node)
-        try:
-            conn = self.connection(state, lambda: self.system.connect(node, timeout=1.0))  # type: ignore[attr-defined]
-            with conn.cursor() as cur:
-                try:
-                    cur.execute(f"SELECT MAX(ts) FROM {DATABASE}.{HEARTBEAT_TABLE}")
-                    (ts,) = cur.fetchone()
-                except Exception as exc:
-                    if "doesn't exist" not in str(exc):
-                        raise
-                    ts = None
-                self.samples.record(node.name, LAG, heartbeat_age(ts) if ts else "NULL")
-                if due:
-                    self._replication(cur, node)
-        except Exception:  # down, paused, unreachable: a visible gap in the series
-            self.samples.record(node.name, LAG, "unreachable")
-            self.close(state)
+        super().tick(node, state)
 
-    def _due_changes(self, state: dict[str, object]) -> bool:
-        now = time.monotonic()
-        if now - float(state.get("changes_at", float("-inf"))) < CHANGES_EVERY_S:  # type: ignore[arg-type]
-            return False
-        state["changes_at"] = now
-        return True
-
-    def _replication(self, cur: Any, node: Node) -> None:
-        cur.execute("SHOW SLAVE STATUS")
-        row = cur.fetchone()
-        names = [d[0] for d in cur.description] if cur.description else []
-        slave = dict(zip(names, row, strict=False)) if row else {}
-        self.samples.record(node.name, "slave_io_running", str(slave.get("Slave_IO_Running") or "none"))
-        self.samples.record(node.name, "slave_sql_running", str(slave.get("Slave_SQL_Running") or "none"))
-        behind = slave.get("Seconds_Behind_Master")
-        self.samples.record(
-            node.name, "seconds_behind_master", float(behind) if behind is not None else "NULL"
-        )
-        cur.execute("SELECT @@read_only")
-        self.samples.record(node.name, "read_only", float(cur.fetchone()[0]))
+    def view(self, node: Node) -> None:
+        self._manager_view(node)
 
     def _manager_view(self, node: Node) -> None:
         try:
