@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from harness.errors import InfraError
 from harness.runtime.base import ContainerSpec, Mount
-from harness.runtime.proxies import Link, create_links, toxiproxy_ip
+from harness.runtime.proxies import Link, create_links, links_for, toxiproxy_ip
 from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
 from harness.systems.base import ClusterSystem
@@ -306,6 +306,14 @@ exec mariadbd --defaults-extra-file=/etc/harness/{cnf_name} --user=mysql
 
     def repl_links(self) -> list[Link]:
         raise NotImplementedError
+
+    def links(self) -> list[Link]:
+        return [*links_for(self.run, self.services), *self.repl_links()]
+
+    def heartbeat_config(self) -> dict[str, Any]:
+        """pt-heartbeat's connection for the daemon: the writer frontend, as the clients' user."""
+        return {"host": self.haproxy_ip, "port": WRITER_PORT, "user": USER, "password": self.run.credential("client"),
+                "database": DATABASE, "table": HEARTBEAT_TABLE, "interval": HEARTBEAT_INTERVAL}  # fmt: skip
 
     def replicate(self, node: Node, gtid: str) -> None:
         """``CHANGE MASTER`` through the node's ``nK-repl`` link (``MASTER_USE_GTID=<gtid>``), then start it."""

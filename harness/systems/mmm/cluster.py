@@ -40,20 +40,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.runtime.base import ContainerSpec
-from harness.runtime.proxies import Link, links_for, listen_port
+from harness.runtime.proxies import Link, listen_port
 from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
 from harness.systems.base import NodeStatus
 from harness.systems.mmm import SYSTEM
 from harness.systems.mmm.settings import MmmTopology
-from harness.systems.mysql import DATABASE, USER
+from harness.systems.mysql import USER
 from harness.systems.mysql_replicated import (
     ADMIN_USER,
     HAPROXY_API_PORT,
-    HEARTBEAT_INTERVAL,
-    HEARTBEAT_TABLE,
     REPL_PORT_OFFSET,
-    WRITER_PORT,
     ProxiedMysqlCluster,
 )
 
@@ -87,9 +84,6 @@ class MmmCluster(ProxiedMysqlCluster):
             out.append(Link(f"{node.name}-repl", node.name, "repl", port, f"{source.ip}:{self.client_port}"))
         return out
 
-    def links(self) -> list[Link]:
-        return [*links_for(self.run, self.services), *self.repl_links()]
-
     # -- rendering --------------------------------------------------------------------------------
     @staticmethod
     def cnf_extra(node: Node) -> str:
@@ -100,10 +94,6 @@ class MmmCluster(ProxiedMysqlCluster):
         timers = ("check_period", "trap_period", "timeout", "max_backlog", "auto_set_online", "rep_grace",
                   "flap_count", "flap_duration")  # fmt: skip
         settings = {name: getattr(self.topology.settings, name) for name in timers}
-        heartbeat = {"host": self.haproxy_ip, "port": WRITER_PORT, "user": USER,
-                     "password": self.run.credential("client"),
-                     "database": DATABASE, "table": HEARTBEAT_TABLE,
-                     "interval": HEARTBEAT_INTERVAL}  # fmt: skip
         return {
             "hosts": [{"name": n.name, "ip": n.ip, "peer": self.peer(n).name} for n in self.run.nodes],
             "user": ADMIN_USER,
@@ -114,7 +104,7 @@ class MmmCluster(ProxiedMysqlCluster):
             "haproxy": {"host": self.haproxy_ip, "port": HAPROXY_API_PORT},
             "http_port": MONITOR_PORT,
             "state_file": "/etc/mmm/state.json",
-            "heartbeat": heartbeat,
+            "heartbeat": self.heartbeat_config(),
         }
 
     def render(self, directory: Path) -> None:

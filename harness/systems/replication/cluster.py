@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 from harness.errors import InfraError
 from harness.runtime.base import ContainerSpec
-from harness.runtime.proxies import Link, links_for, listen_port, toxiproxy_ip
+from harness.runtime.proxies import Link, listen_port, toxiproxy_ip
 from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
 from harness.systems.base import NodeStatus
@@ -50,12 +50,9 @@ from harness.systems.mysql import DATABASE, USER
 from harness.systems.mysql_replicated import (
     ADMIN_USER,
     HAPROXY_API_PORT,
-    HEARTBEAT_INTERVAL,
-    HEARTBEAT_TABLE,
     REPL_FRONT_PORT,
     REPL_PORT_OFFSET,
     REPL_USER,
-    WRITER_PORT,
     ProxiedMysqlCluster,
 )
 from harness.systems.replication import SYSTEM
@@ -94,9 +91,6 @@ class AsyncCluster(ProxiedMysqlCluster):
             )
         return out
 
-    def links(self) -> list[Link]:
-        return [*links_for(self.run, self.services), *self.repl_links()]
-
     # -- rendering --------------------------------------------------------------------------------
     def cnf_extra(self, node: Node) -> str:
         """Relay log recovery (a restarted replica refetches what its relay log may have lost), and
@@ -119,9 +113,6 @@ class AsyncCluster(ProxiedMysqlCluster):
             check_host, check_port = self.endpoint(node, "mysql")
             hosts.append({"name": node.name, "ip": node.ip, "check_host": check_host, "check_port": check_port,
                           "repl_port": listen_port(k, self.client_port) + REPL_PORT_OFFSET})  # fmt: skip
-        heartbeat = {"host": self.haproxy_ip, "port": WRITER_PORT, "user": USER,
-                     "password": self.run.credential("client"), "database": DATABASE,
-                     "table": HEARTBEAT_TABLE, "interval": HEARTBEAT_INTERVAL}  # fmt: skip
         return {
             "hosts": hosts,
             "source": self.first_source.name,
@@ -145,7 +136,7 @@ class AsyncCluster(ProxiedMysqlCluster):
             "haproxy": {"host": self.haproxy_ip, "port": HAPROXY_API_PORT},
             "http_port": MANAGER_PORT,
             "state_file": "/etc/manager/state.json",
-            "heartbeat": heartbeat,
+            "heartbeat": self.heartbeat_config(),
         }
 
     def render(self, directory: Path) -> None:
