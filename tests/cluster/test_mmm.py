@@ -22,8 +22,9 @@ from harness.lifecycle import Run, down, system_for, up
 from harness.runtime.docker import DockerRuntime
 from harness.runtime.wait import wait_until
 from harness.specs import load_topology
-from harness.systems.mmm.cluster import DATABASE, MmmCluster
+from harness.systems.mmm.cluster import MmmCluster
 from harness.systems.mmm.probe import heartbeat_age
+from harness.systems.mysql import DATABASE
 
 ROOT = Path(__file__).resolve().parents[2]
 
