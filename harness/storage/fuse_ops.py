@@ -9,6 +9,13 @@ inode numbers (the root excepted), as in pyfuse3's passthrough example.
 After `power_loss()` every request but release/forget/statfs fails with EIO until `resume()`: a machine
 without power serves nothing. Everything runs on pyfuse3's single trio loop, so the control commands
 (`mount.py`) are atomic with respect to filesystem requests.
+
+Disk faults (`set_fault`, `clear_faults`; see `harness.storage.lazyfs.DiskFault`) are checked when a
+request arrives, before it touches anything: `write` covers write and every size change (setattr of the
+size, an O_TRUNC open), `fsync` covers fsync, fdatasync and fsyncdir, `read` covers read, `create` covers
+create, mkdir and mknod (not symlink, link or rename). A `slow` request waits with `trio` (other requests
+keep being served, `delayed` counts the waiting ones); `clear_faults()` ends every wait at once, a power
+loss or clear-cache ends them with EIO. The `sync` control command is not subject to faults.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from os import fsdecode, fsencode
 import pyfuse3
 import trio
 
-from harness.storage.lazyfs import LazyModel, SyncPlan
+from harness.storage.lazyfs import DiskFault, LazyModel, SyncPlan
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +79,36 @@ class LazyOperations(pyfuse3.Operations):
         self._inode_fds: defaultdict[int, set[int]] = defaultdict(set)
         self._root_ino = os.lstat(self.backing).st_ino
         self._as_root = os.geteuid() == 0
+        self.faults: dict[str, DiskFault] = {}  # operation class (lazyfs.FAULT_OPS) -> its fault
+        self.delayed = 0  # requests held by a slow fault right now
+        self._wake = trio.Event()  # set (and replaced) to end every delay at once
+        self._losses = 0  # power losses and cache clears so far: a delayed request's data may be gone
 
     # ---- control (called from the control channel, on the same trio loop) ----
     def power_loss(self) -> tuple[int, int]:
         self.down = True
+        self._losses += 1
+        self._end_delays()
         return self.model.power_loss()
 
     def clear_cache(self) -> tuple[int, int]:
+        self._losses += 1
+        self._end_delays()
         return self.model.power_loss()
+
+    def set_fault(self, ops: Sequence[str], fault: DiskFault) -> None:
+        """From now on requests of every class in `ops` get `fault` (replacing their previous one)."""
+        for op in ops:
+            self.faults[op] = fault
+
+    def clear_faults(self) -> None:
+        """A healthy disk again; requests waiting on a slow fault go on at once."""
+        self.faults.clear()
+        self._end_delays()
+
+    def _end_delays(self) -> None:
+        self._wake.set()
+        self._wake = trio.Event()
 
     def resume(self) -> None:
         self.down = False
@@ -118,6 +147,25 @@ class LazyOperations(pyfuse3.Operations):
     def _check(self) -> None:
         if self.down:
             raise pyfuse3.FUSEError(errno.EIO)
+
+    async def _disk(self, op: str) -> None:
+        """`_check`, then the disk fault of operation class `op`: raise its errno, or wait its latency."""
+        self._check()
+        fault = self.faults.get(op)
+        if fault is None:
+            return
+        if fault.kind != "slow":
+            raise pyfuse3.FUSEError(errno.ENOSPC if fault.kind == "enospc" else errno.EIO)
+        wake, losses = self._wake, self._losses
+        self.delayed += 1
+        try:
+            with trio.move_on_after(fault.latency_ms / 1000):
+                await wake.wait()
+        finally:
+            self.delayed -= 1
+        if self._losses != losses:  # the power went (or the cache was dropped) while it waited
+            raise pyfuse3.FUSEError(errno.EIO)
+        self._check()
 
     def _ino(self, st_ino: int) -> int:
         return _ROOT if st_ino == self._root_ino else st_ino
@@ -211,6 +259,8 @@ class LazyOperations(pyfuse3.Operations):
         fh: int | None,
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
+        if fields.update_size:
+            await self._disk("write")
         self._check()
         path = None if fh is not None else self._path(inode)
         try:
@@ -278,7 +328,7 @@ class LazyOperations(pyfuse3.Operations):
         return None
 
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        self._check()  # namespace operations are durable already; pass the fsync through anyway
+        await self._disk("fsync")  # namespace operations are durable already; pass the fsync through anyway
         fd = os.open(self._path(fh), os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
@@ -288,11 +338,13 @@ class LazyOperations(pyfuse3.Operations):
     async def mkdir(
         self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
+        await self._disk("create")
         return self._new_entry(parent_inode, name, ctx, lambda path: os.mkdir(path, mode & ~ctx.umask))
 
     async def mknod(
         self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext
     ) -> pyfuse3.EntryAttributes:
+        await self._disk("create")
         return self._new_entry(parent_inode, name, ctx, lambda path: os.mknod(path, mode & ~ctx.umask, rdev))
 
     async def symlink(
@@ -422,6 +474,8 @@ class LazyOperations(pyfuse3.Operations):
         return st_ino
 
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        if flags & os.O_TRUNC and flags & os.O_ACCMODE != os.O_RDONLY:
+            await self._disk("write")  # the truncate is a size change
         self._check()
         fd = self._open_backing(self._path(inode), flags & ~os.O_CREAT)
         self._register_fd(fd, flags)
@@ -430,7 +484,7 @@ class LazyOperations(pyfuse3.Operations):
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        self._check()
+        await self._disk("create")
         path = self._child(parent_inode, name)
         fd = self._open_backing(path, flags | os.O_CREAT, mode & ~ctx.umask)
         self._own(path, ctx)
@@ -440,18 +494,18 @@ class LazyOperations(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=fd, keep_cache=False), attr
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        self._check()
+        await self._disk("read")
         return self.model.read(self._fd_inode[fh], _FdDurable(fh), off, size)
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        self._check()
+        await self._disk("write")
         return self.model.write(self._fd_inode[fh], _FdDurable(fh), off, buf)
 
     async def flush(self, fh: int) -> None:
         self._check()  # close(2) does not sync (LazyFS neither)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
-        self._check()
+        await self._disk("fsync")  # a refused fsync leaves the pending data pending
         st_ino = self._fd_inode[fh]
         plan = self.model.plan(st_ino)
         try:

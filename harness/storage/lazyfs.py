@@ -28,17 +28,65 @@ dedicated page cache that only flushes data if explicitly requested by the appli
   target, no fsync" shows as the target present with its old durable size/content (often empty).
   Truncate is different: LazyFS caches it like a write, and so do we (pending until fsync).
 
+**Disk faults** (`DiskFault`, set through the mount's control channel): a faulty disk under the cache.
+An operation class (`FAULT_OPS`: `write` = write and size changes, `fsync` = fsync, fdatasync and
+fsyncdir, `read`, `create` = create, mkdir and mknod) fails with EIO or ENOSPC, or is held for a latency
+before it is served. A failing request changes nothing: a refused write leaves the file as it was, a
+refused fsync leaves the pending data pending (a later power loss drops it). A delayed request is failed
+with EIO if a power loss (or clear-cache) happens while it waits: its data is gone, it must not report
+success. Faults are per operation class; a new fault for a class replaces the old one.
+
 Known limits: pending data lives in process memory without bound (LazyFS has a cache size and eviction;
 there is none here); reopening a mount after a crash of the FUSE daemon itself is a power loss.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 PAGE_SIZE = 4096
+
+FAULT_KINDS = ("eio", "enospc", "slow")
+FAULT_OPS = ("write", "fsync", "read", "create")  # the order faults are listed in
+
+
+@dataclass(frozen=True)
+class DiskFault:
+    """What a faulty disk does to one class of operations: fail (`eio`, `enospc`) or delay (`slow`)."""
+
+    kind: str
+    latency_ms: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r} (one of {', '.join(FAULT_KINDS)})")
+        if isinstance(self.latency_ms, bool) or not isinstance(self.latency_ms, int):
+            raise ValueError(f"latency_ms must be an int, not {self.latency_ms!r}")
+        if self.kind == "slow" and self.latency_ms <= 0:
+            raise ValueError(f"a slow fault needs a latency > 0 ms, not {self.latency_ms}")
+        if self.kind != "slow" and self.latency_ms != 0:
+            raise ValueError(f"only a slow fault takes a latency (got {self.latency_ms} ms for {self.kind})")
+
+    def __str__(self) -> str:
+        return f"slow:{self.latency_ms}" if self.kind == "slow" else self.kind
+
+
+def fault_ops(ops: str | Iterable[str]) -> tuple[str, ...]:
+    """Validate operation classes (a sequence, or one comma-separated string); in `FAULT_OPS` order."""
+    names = ops.split(",") if isinstance(ops, str) else list(ops)
+    if not names:
+        raise ValueError(f"no operation given (a subset of {','.join(FAULT_OPS)})")
+    for name in names:
+        if name not in FAULT_OPS:
+            raise ValueError(f"unknown operation {name!r} (a subset of {','.join(FAULT_OPS)})")
+    return tuple(op for op in FAULT_OPS if op in names)
+
+
+def format_faults(faults: Mapping[str, DiskFault]) -> str:
+    """`write:eio,fsync:slow:200`, or `none`."""
+    return ",".join(f"{op}:{faults[op]}" for op in FAULT_OPS if op in faults) or "none"
 
 
 class Durable(Protocol):
