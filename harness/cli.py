@@ -152,6 +152,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     from harness.lifecycle import down, run_ids
+    from harness.runtime import storage
 
     if not args.all and not args.run:
         raise InputError("down: name a run (see `harness status`) or give --all")
@@ -161,6 +162,8 @@ def cmd_down(args: argparse.Namespace) -> int:
         for run_id in ids:
             log.info(f"removed run {run_id} ({down(run_id, runtime)} resources)")
         leftovers = runtime.remove_run(None)
+        for run_id in sorted(storage.mounted_run_ids()):  # mounts of runs whose resources are gone
+            leftovers += storage.unmount_run(run_id)
         if leftovers:
             log.info(f"removed {leftovers} more labelled resource(s)")
         if not ids and not leftovers:

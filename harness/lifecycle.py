@@ -19,6 +19,7 @@ from harness.model.clock import RunClock
 from harness.model.topology import TopologyBase
 from harness.paths import run_dir
 from harness.runtime import labels as L
+from harness.runtime import storage
 from harness.runtime.base import Runtime
 from harness.runtime.images import ensure_node_image
 from harness.runtime.proxies import start_toxiproxy
@@ -74,6 +75,11 @@ def up(
             if proxies is not None and system.bootstrap_uses_proxies:
                 proxies.result()
             system.bootstrap()
+            if system.lazy_storage:
+                # What the cluster was born with is on disk (the kernel's writeback would have written it
+                # by the time a scenario starts); from here on only what is fsynced survives a power loss.
+                for node in run.nodes:
+                    system.storage(node).sync()
             if proxies is not None:
                 proxies.result()
         if hand_over:
@@ -120,8 +126,9 @@ def _create_network(topology: TopologyBase, runtime: Runtime, run_id: str, image
 
 
 def down(run_id: str, runtime: Runtime) -> int:
-    """Remove everything of a run (containers, network, volumes, rendered configs)."""
+    """Remove everything of a run (containers, network, volumes, storage mounts, rendered configs)."""
     count = runtime.remove_run(run_id)
+    count += storage.unmount_run(run_id)  # after the containers: nothing uses the mounts any more
     shutil.rmtree(run_dir(run_id), ignore_errors=True)
     return count
 

@@ -25,11 +25,13 @@ from harness.model.faults import (
     GROUP_TARGETS,
     ROLE_TARGETS,
     CrashAllStep,
+    DiskStep,
     HealStep,
     KillStep,
     LinkStep,
     PartitionStep,
     PauseStep,
+    PowerLossStep,
     ProcessStep,
     RestartStep,
     ResumeStep,
@@ -136,7 +138,7 @@ def check_pair(scenario: Scenario, topology: TopologyBase, source: Source) -> li
             if name not in nodes:
                 problems.add(("workload", topology.system, "nodes", i),
                              f"unknown node {name!r}, expected one of: {', '.join(nodes)}")  # fmt: skip
-    _check_steps(problems, scenario.steps, info, nodes)
+    _check_steps(problems, scenario.steps, info, nodes, topology)
     return [text for _, text in problems.lines]
 
 
@@ -147,7 +149,8 @@ def validate_pair(scenario: Scenario, topology: TopologyBase, path: Path | None 
         raise SpecError(problems)
 
 
-def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInfo, nodes: list[str]) -> None:
+def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInfo, nodes: list[str],
+                 topology: TopologyBase) -> None:  # fmt: skip
     targets = [*nodes, *GROUP_TARGETS, *(ROLE_TARGETS if info.has(Capability.PRIMARY) else ())]
     links = info.link_names(nodes)
     held: dict[tuple[str, str], int] = {}  # claim → index of the step holding it
@@ -210,11 +213,24 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
                     continue  # …and holds nothing once it returns
             else:
                 claims = {("process", n) for n in nodes}
+        elif isinstance(step, PowerLossStep | DiskStep):
+            if not needs(loc, step, Capability.PROCESSES):
+                continue
+            if topology.storage != "lazyfs":
+                problems.add(loc, f"{step.kind} needs the nodes' data on the harness's storage: add "
+                                  f"`storage: lazyfs` to topology {topology.name} (it has storage: plain)")  # fmt: skip
+                continue
+            if step.target not in targets:
+                problems.add((*loc, "target"),
+                             f"unknown node or role {step.target!r}, expected one of: {', '.join(targets)}")  # fmt: skip
+                continue
+            concrete = nodes if step.target == "all" else [step.target] if step.target in nodes else []
+            claims = {(step.mechanism, n) for n in concrete}
         elif isinstance(step, HealStep):
             if step.heal == "all":
                 held.clear()
             else:
-                prefix = "iptables" if step.heal == "partition" else "toxiproxy:"
+                prefix = {"partition": "iptables", "links": "toxiproxy:", "disk": "disk"}[step.heal]
                 held = {c: j for c, j in held.items() if not c[0].startswith(prefix)}
             continue
         if _conflicts(problems, loc, claims, held):

@@ -315,7 +315,7 @@ class _State:
     def undo(self, heal: StepBase) -> None:
         """What ``heal`` ends: every fault of its mechanism (on its target)."""
         if isinstance(heal, HealStep):
-            kinds = {"all": None, "partition": {"partition"}, "links": {"link"}}[heal.heal]
+            kinds = {"all": None, "partition": {"partition"}, "links": {"link"}, "disk": {"disk"}}[heal.heal]
             gone = [t for t, a in self.active.items() if kinds is None or a.kind in kinds]
         else:
             assert isinstance(heal, StartStep | ResumeStep)

@@ -23,6 +23,7 @@ from harness.faults.base import FaultConflict, FaultKind
 from harness.faults.link import LinkFaultKind, link_fault_from_dict
 from harness.faults.network import PartitionFaults
 from harness.faults.process import ProcessFaults
+from harness.faults.storage import StorageFaults
 from harness.model.clock import RunClock
 from harness.model.eventlog import EventLog
 from harness.model.faults import (
@@ -52,7 +53,8 @@ __all__ = ["FAULT_KINDS", "GROUP_TARGETS", "ROLE_TARGETS", "FaultConflict", "Nem
 
 log = logging.getLogger(__name__)
 
-FAULT_KINDS: tuple[type[FaultKind], ...] = (PartitionFaults, LinkFaultKind, ProcessFaults)
+# In heal order: a disk is healthy again before the process heal starts a node that died of it.
+FAULT_KINDS: tuple[type[FaultKind], ...] = (PartitionFaults, LinkFaultKind, StorageFaults, ProcessFaults)
 
 
 class Nemesis:
@@ -118,8 +120,8 @@ class Nemesis:
         if isinstance(step, dict):
             step = parse_step(step)
         if isinstance(step, HealStep):
-            return self.heal_partition() if step.heal == "partition" else (
-                self.heal_links() if step.heal == "links" else self.heal(wait=False))  # fmt: skip
+            partial = {"partition": self.heal_partition, "links": self.heal_links, "disk": self.heal_disk}
+            return partial[step.heal]() if step.heal in partial else self.heal(wait=False)
         if isinstance(step, WaitStep):
             raise InputError("wait: the runner's timeline waits, not the nemesis")
         kind = self.kind_for(step)
@@ -153,6 +155,18 @@ class Nemesis:
 
     def heal_links(self) -> list[Event]:
         return next(k for k in self.kinds if isinstance(k, LinkFaultKind)).heal()
+
+    def heal_disk(self) -> list[Event]:
+        return next(k for k in self.kinds if isinstance(k, StorageFaults)).heal()
+
+    def power_loss(self, target: str | Sequence[str] = "all", window_s: float = 0.0) -> Event:
+        return self.apply({"power_loss": {"target": _one(target), "window": window_s}})[0]
+
+    def disk(
+        self, target: str, kind: str, ops: Sequence[str] = ("write", "fsync"), latency_ms: int = 0
+    ) -> Event:
+        doc = {"target": target, "kind": kind, "ops": list(ops), "latency_ms": latency_ms}
+        return self.apply({"disk": doc})[0]
 
     def kill(self, target: str | Sequence[str] = "primary") -> Event:
         return self.apply(KillStep(kill=_one(target)))[0]

@@ -92,7 +92,7 @@ class ProcessFaults(FaultKind):
             self.ctx.system.restart_nodes(down)
             if wait:
                 self.ctx.system.wait_healthy(self.ctx.run.topology.timeouts.heal)
-        return self._end({n.name for n in down}, ("kill", "crash-all", "stop"))
+        return self._end({n.name for n in down}, ("kill", "crash-all", "stop", "power-loss"))
 
     def _end(self, names: set[str], kinds: tuple[str, ...]) -> list[Event]:
         ended = []

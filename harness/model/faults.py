@@ -8,6 +8,8 @@ A scenario step is written with exactly one key, the step's kind::
     - link: {target: n1, kind: latency, latency_ms: 300, jitter_ms: 50}
     - kill: primary                          # pause / resume / stop / start / restart likewise
     - crash_all: {window: 1s}
+    - power_loss: all                        # or {target: n1, window: 1s}; needs storage: lazyfs
+    - disk: {target: n2, kind: eio, ops: [fsync]}   # eio / enospc / slow (latency_ms); storage: lazyfs
     - heal: all                              # or partition / links
 
 ``Step`` is the discriminated union of those (the key present picks the model). Each step model says
@@ -278,7 +280,7 @@ class WaitStep(StepBase):
 
 class HealStep(StepBase):
     kind: ClassVar[str] = "heal"
-    heal: Literal["all", "partition", "links"]
+    heal: Literal["all", "partition", "links", "disk"]
 
 
 class PartitionStep(StepBase):
@@ -377,6 +379,66 @@ class CrashAllStep(StepBase):
         return {("process", "all")}
 
 
+# ------------------------------------------------------------------------------------------ storage
+class PowerLossOptions(StrictModel):
+    target: Target = Field(description="a node, a role, all, random or minority")
+    window: StepDuration = Field(default=0.0, description="each node loses power within this window")
+
+
+class PowerLossStep(StepBase):
+    """The machine loses power: its process dies (SIGKILL) and every write it did not fsync is gone
+    (the storage layer, topology ``storage: lazyfs``). The node stays down until ``start`` or a heal."""
+
+    kind: ClassVar[str] = "power_loss"
+    mechanism: ClassVar[str] = "process"
+    power_loss: PowerLossOptions
+
+    @field_validator("power_loss", mode="before")
+    @classmethod
+    def _target_alone(cls, value: Any) -> Any:
+        return {"target": value} if isinstance(value, str) else value  # `power_loss: all`
+
+    @property
+    def target(self) -> str:
+        return self.power_loss.target
+
+    def claims(self) -> set[Claim]:
+        return {(self.mechanism, self.target)}
+
+
+DiskOp = Literal["write", "fsync", "read", "create"]  # harness.storage.lazyfs.FAULT_OPS
+
+
+class DiskFault(StrictModel):
+    """A faulty disk under one node's data directory: operations fail (eio, enospc) or are slow."""
+
+    target: Target = Field(description="a node, a role, all, random or minority")
+    kind: Literal["eio", "enospc", "slow"]
+    ops: list[DiskOp] = Field(default=["write", "fsync"], min_length=1)
+    latency_ms: int = Field(default=0, ge=0, le=3_600_000)
+
+    @model_validator(mode="after")
+    def _latency_for_slow(self) -> DiskFault:
+        if self.kind == "slow" and self.latency_ms <= 0:
+            raise ValueError("a slow disk needs latency_ms > 0")
+        if self.kind != "slow" and self.latency_ms:
+            raise ValueError(f"latency_ms is for kind slow only, not {self.kind}")
+        return self
+
+
+class DiskStep(StepBase):
+    kind: ClassVar[str] = "disk"
+    mechanism: ClassVar[str] = "disk"
+    disk: DiskFault
+
+    @property
+    def target(self) -> str:
+        return self.disk.target
+
+    def claims(self) -> set[Claim]:
+        return {(self.mechanism, self.target)}
+
+
 STEPS: dict[str, type[StepBase]] = {
     cls.kind: cls
     for cls in (
@@ -391,6 +453,8 @@ STEPS: dict[str, type[StepBase]] = {
         RestartStep,
         CrashAllStep,
         LinkStep,
+        PowerLossStep,
+        DiskStep,
     )
 }
 Step = _tagged("key", STEPS, "a step has exactly one of")

@@ -50,6 +50,11 @@ class TopologyBase(StrictModel):
     timeouts: Timeouts = Timeouts()
     description: str = ""
     system: str  # the system package's name; each subclass narrows it to its Literal
+    # ``lazyfs``: each node's data directory sits on the harness's LazyFS-semantics mount
+    # (``harness.storage``), which power_loss and disk faults need; ``plain``: the container's own layer.
+    storage: Literal["plain", "lazyfs"] = Field(
+        default="plain", description="plain, or lazyfs: data on a mount that can lose power and fail"
+    )
     # guarantee -> bound (``harness.checkers.guarantees``): the defaults of every scenario run on it
     expect: dict[str, Any] = Field(default_factory=dict, description="bounds on the checkers' figures")
 

@@ -69,6 +69,29 @@ class DockerRuntime:
         if done.returncode != 0:
             raise InfraError(f"docker import failed: {done.stderr.strip()[:300]}")
 
+    def copy_from_image(self, image: str, path: str, dest: str) -> None:
+        import io
+        import tarfile
+
+        try:
+            created = self.api.create_container(image, command=["true"])
+        except docker.errors.APIError as exc:
+            raise InfraError(f"cannot read {path} of image {image}: {exc.explanation or exc}") from None
+        try:
+            stream, _ = self.api.get_archive(created["Id"], path.rstrip("/") + "/.")
+            data = io.BytesIO(b"".join(stream))
+        except docker.errors.APIError as exc:
+            raise InfraError(f"cannot read {path} of image {image}: {exc.explanation or exc}") from None
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                self.api.remove_container(created["Id"], force=True)
+        with tarfile.open(fileobj=data) as tar:
+            # The archive's top entry is the directory itself ("./"): its members land in dest.
+            trusted: dict[str, Any] = (
+                {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+            )
+            tar.extractall(dest, numeric_owner=True, **trusted)
+
     def version(self) -> str:
         return str(self.client.version().get("Version", "?"))
 

@@ -83,6 +83,9 @@ class FakeRuntime:
         if self.images is not None:
             self.images.add(tag)
 
+    def copy_from_image(self, image: str, path: str, dest: str) -> None:
+        self._call("copy_from_image", image, path, dest)
+
     def create_network(self, name: str, subnet: str, gateway: str, labels: Mapping[str, str]) -> str:
         self._call("create_network", name, subnet)
         if any(s == subnet for s, _ in self.networks_by_name.values()):

@@ -33,8 +33,17 @@ def sweep_orphans(runtime: Runtime) -> int:
     """Remove every orphan run's resources and rendered configs; returns how many resources went."""
     import shutil
 
+    from harness.runtime import storage
+
     count = 0
     for run_id in sorted(orphan_run_ids(runtime)):
         count += runtime.remove_run(run_id)
+        count += storage.unmount_run(run_id)
+        shutil.rmtree(run_dir(run_id), ignore_errors=True)
+    # Storage mounts of a run with no labelled resource left: its process died between removing the
+    # containers and unmounting (a live run has its network from before its first mount to after its last).
+    live = {r.labels.get(L.RUN_ID, "") for r in [*runtime.containers(), *runtime.networks()]}
+    for run_id in sorted(storage.mounted_run_ids() - live):
+        count += storage.unmount_run(run_id)
         shutil.rmtree(run_dir(run_id), ignore_errors=True)
     return count

@@ -232,17 +232,20 @@ class FileState:
 
     def plan(self) -> SyncPlan:
         ps = self.page_size
-        writes: list[tuple[int, bytes]] = []
+        runs: list[tuple[int, list[bytes]]] = []  # adjacent pages coalesce (joined once: linear time)
+        end = -1
         for idx in sorted(self.pages):
             base = idx * ps
             chunk = bytes(self.pages[idx][: max(0, min(ps, self.size - base))])
             if not chunk:
                 continue
-            if writes and writes[-1][0] + len(writes[-1][1]) == base:  # coalesce adjacent pages
-                writes[-1] = (writes[-1][0], writes[-1][1] + chunk)
+            if base == end:
+                runs[-1][1].append(chunk)
             else:
-                writes.append((base, chunk))
-        return SyncPlan(cut=self.floor, writes=tuple(writes), size=self.size)
+                runs.append((base, [chunk]))
+            end = base + len(chunk)
+        writes = tuple((offset, b"".join(chunks)) for offset, chunks in runs)
+        return SyncPlan(cut=self.floor, writes=writes, size=self.size)
 
 
 class LazyModel:

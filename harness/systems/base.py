@@ -17,6 +17,7 @@ from harness.runtime import netfilter, proxies
 from harness.runtime.base import ContainerSpec, Mount, Runtime
 from harness.runtime.proxies import Link
 from harness.runtime.run import Node, Run
+from harness.runtime.storage import NodeStorage
 from harness.runtime.wait import wait_until
 
 CLIENT_USER = "harness"
@@ -40,6 +41,7 @@ class ClusterSystem(ABC):
     client_port: ClassVar[int]
     services: ClassVar[Mapping[str, int]]  # client-facing service → port (the package's SystemInfo)
     bootstrap_uses_proxies: ClassVar[bool] = False  # else Toxiproxy starts beside the bootstrap
+    data_dir: ClassVar[str] = ""  # where a node keeps its data (the package's SystemInfo)
 
     def __init__(self, run: Run, runtime: Runtime) -> None:
         self.run = run
@@ -53,6 +55,21 @@ class ClusterSystem(ABC):
     def node_dir(self, node: Node) -> Path:
         """The node's rendered configuration, mounted read-only at ``/etc/harness`` in its container."""
         return run_dir(self.run.id) / node.name
+
+    @property
+    def lazy_storage(self) -> bool:
+        """The topology puts each node's data directory on the harness's LazyFS-semantics mount."""
+        return self.topology.storage == "lazyfs"
+
+    def storage(self, node: Node) -> NodeStorage:
+        return NodeStorage(self.run.id, node.name)
+
+    def storage_mount(self, node: Node) -> Mount:
+        """The node's storage mount at its data directory (mounted now, seeded from the image the first
+        time)."""
+        path = self.data_dir
+        seed = lambda backing: self.runtime.copy_from_image(self.run.image, path, str(backing))  # noqa: E731
+        return Mount(str(self.storage(node).ensure(seed)), path, read_only=False)
 
     @abstractmethod
     def render(self, directory: Path) -> None:
@@ -130,6 +147,8 @@ class ClusterSystem(ABC):
             list(pool.map(self.runtime.run, specs))
 
     def base_spec(self, node: Node, command: list[str], mounts: list[Mount], **kw: object) -> ContainerSpec:
+        if self.lazy_storage:
+            mounts = [*mounts, self.storage_mount(node)]
         return ContainerSpec(
             name=node.container,
             image=self.run.image,

@@ -29,6 +29,8 @@ class SystemInfo:
     extra_links: tuple[str, ...] = ()
     # role names a fault may target (resolved on the running cluster by ``ClusterSystem.primary``)
     roles: tuple[str, ...] = ("primary", "leader", "writer")
+    # where a node keeps its data in its container (``storage: lazyfs`` mounts the harness's storage there)
+    data_dir: str = ""
 
     def has(self, capability: Capability) -> bool:
         return capability in self.capabilities

@@ -21,3 +21,12 @@ ALTER USER '{USER}'@'%' IDENTIFIED BY '{password}';
 GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%' WITH GRANT OPTION;
 CREATE DATABASE IF NOT EXISTS {DATABASE};
 """
+
+
+def storage_cnf(lazy_storage: bool) -> str:
+    """InnoDB settings for a data directory on the harness's FUSE storage (``storage: lazyfs``): buffered
+    I/O made durable by fsync (no O_DIRECT, no native AIO), so every write and fsync goes through the mount
+    the faults act on. Nothing for a plain data directory."""
+    if not lazy_storage:
+        return ""
+    return "innodb_flush_method=fsync\ninnodb_use_native_aio=0\n"

@@ -30,7 +30,7 @@ from harness.runtime.proxies import Link, create_links, links_for, toxiproxy_ip
 from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
 from harness.systems.base import ClusterSystem
-from harness.systems.mysql import DATABASE, IMAGE_PASSWORD, USER
+from harness.systems.mysql import DATABASE, IMAGE_PASSWORD, USER, storage_cnf
 
 ADMIN_USER = "mmm_agent"
 REPL_USER = "repl"
@@ -249,7 +249,7 @@ report_host={node.name}
 slave_net_timeout=4
 max_connections=500
 max_connect_errors=1000000000
-{extra}"""
+{storage_cnf(self.lazy_storage)}{extra}"""
 
     def render_nodes(self, directory: Path, cnf_name: str, title: str, extra: Callable[[Node], str]) -> None:
         """Each node's ``<cnf_name>`` and its start script (MariaDB with that file, data from the image)."""

@@ -7,6 +7,7 @@ from harness.systems.info import SystemInfo
 
 SYSTEM = SystemInfo(
     name="galera",
+    data_dir="/var/lib/mysql",
     topology=GaleraTopology,
     cluster="harness.systems.galera.cluster:GaleraCluster",
     capabilities=frozenset({C.SQL, C.SYNC_WAIT, C.PRIMARY, C.PEER_MESH, C.PROCESSES}),

@@ -21,7 +21,7 @@ from harness.runtime.wait import wait_until
 from harness.systems.base import ClusterSystem, NodeStatus
 from harness.systems.galera import SYSTEM
 from harness.systems.galera.settings import GaleraTopology
-from harness.systems.mysql import USER, account_sql
+from harness.systems.mysql import USER, account_sql, storage_cnf
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class GaleraCluster(ClusterSystem):
     name = "galera"
     client_port = 3306
     services: ClassVar[Mapping[str, int]] = SYSTEM.services
+    data_dir: ClassVar[str] = SYSTEM.data_dir
     topology: GaleraTopology
 
     def galera_cnf(self, node: Node) -> str:
@@ -114,7 +115,7 @@ wsrep_provider_options="{options}"
 loose-pxc-encrypt-cluster-traffic=OFF
 loose-pxc_strict_mode=PERMISSIVE
 loose-wsrep_slave_threads=2
-"""
+{storage_cnf(self.lazy_storage)}"""
 
     def render(self, directory: Path) -> None:
         for node in self.run.nodes:

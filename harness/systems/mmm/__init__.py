@@ -6,6 +6,7 @@ from harness.systems.mmm.settings import MmmTopology
 
 SYSTEM = SystemInfo(
     name="mmm",
+    data_dir="/var/lib/mysql",
     topology=MmmTopology,
     cluster="harness.systems.mmm.cluster:MmmCluster",
     capabilities=frozenset({C.SQL, C.PRIMARY, C.REPLICATION_LINKS, C.PROCESSES}),

@@ -64,6 +64,7 @@ MONITOR_SCRIPT = Path(__file__).with_name("monitor.py")
 class MmmCluster(ProxiedMysqlCluster):
     name = "mmm"
     services: ClassVar[Mapping[str, int]] = SYSTEM.services
+    data_dir: ClassVar[str] = SYSTEM.data_dir
     helpers: ClassVar[tuple[str, ...]] = ("monitor", "haproxy")
     topology: MmmTopology
 

@@ -7,6 +7,7 @@ from harness.systems.rabbitmq.settings import RabbitTopology
 
 SYSTEM = SystemInfo(
     name="rabbitmq",
+    data_dir="/var/lib/rabbitmq",
     topology=RabbitTopology,
     cluster="harness.systems.rabbitmq.cluster:RabbitCluster",
     capabilities=frozenset({C.AMQP, C.PRIMARY, C.PEER_MESH, C.PROCESSES}),

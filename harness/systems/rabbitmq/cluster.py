@@ -61,6 +61,7 @@ class RabbitCluster(ClusterSystem):
     name = "rabbitmq"
     client_port = 5672
     services: ClassVar[Mapping[str, int]] = SYSTEM.services
+    data_dir: ClassVar[str] = SYSTEM.data_dir
     topology: RabbitTopology
 
     def rabbitmq_conf(self, node: Node) -> str:

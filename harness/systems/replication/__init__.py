@@ -6,6 +6,7 @@ from harness.systems.replication.settings import AsyncTopology
 
 SYSTEM = SystemInfo(
     name="mysql-async",
+    data_dir="/var/lib/mysql",
     topology=AsyncTopology,
     cluster="harness.systems.replication.cluster:AsyncCluster",
     capabilities=frozenset({C.SQL, C.PRIMARY, C.REPLICATION_LINKS, C.PROCESSES}),

@@ -68,6 +68,7 @@ MANAGER_SCRIPT = Path(__file__).with_name("manager.py")
 class AsyncCluster(ProxiedMysqlCluster):
     name = "mysql-async"
     services: ClassVar[Mapping[str, int]] = SYSTEM.services
+    data_dir: ClassVar[str] = SYSTEM.data_dir
     helpers: ClassVar[tuple[str, ...]] = ("manager", "haproxy")
     topology: AsyncTopology
 
