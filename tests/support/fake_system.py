@@ -40,6 +40,7 @@ class FakeCluster(ClusterSystem):
     name = "fake"
     client_port = 0
     services: ClassVar[dict[str, int]] = {}
+    data_dir: ClassVar[str] = "/data"
     recoveries = 0
 
     def render(self, directory: Path) -> None:

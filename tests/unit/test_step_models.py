@@ -73,7 +73,28 @@ partitions = st.one_of(
 )
 step_docs = st.one_of(
     st.fixed_dictionaries({"wait": durations}),
-    st.fixed_dictionaries({"heal": st.sampled_from(["all", "partition", "links"])}),
+    st.fixed_dictionaries({"heal": st.sampled_from(["all", "partition", "links", "disk"])}),
+    st.fixed_dictionaries(
+        {"power_loss": st.one_of(names, st.fixed_dictionaries({"target": names, "window": durations}))}
+    ),
+    st.fixed_dictionaries(
+        {
+            "disk": st.one_of(
+                st.fixed_dictionaries(
+                    {
+                        "target": names,
+                        "kind": st.sampled_from(["eio", "enospc"]),
+                        "ops": st.lists(
+                            st.sampled_from(["write", "fsync", "read", "create"]), min_size=1, max_size=4
+                        ),
+                    }
+                ),
+                st.fixed_dictionaries(
+                    {"target": names, "kind": st.just("slow"), "latency_ms": st.integers(1, 10_000)}
+                ),
+            )
+        }
+    ),
     st.fixed_dictionaries({"partition": partitions}),
     st.fixed_dictionaries({"link": link_docs()}),
     st.fixed_dictionaries({"crash_all": st.fixed_dictionaries({"window": durations})}),
@@ -110,6 +131,8 @@ def test_claims() -> None:
     assert parse_step({"partition": {"isolate": "n1"}}).claims() == {("iptables", "peer-mesh")}
     step = parse_step({"link": {"target": "n2-repl", "kind": "down"}})
     assert isinstance(step, LinkStep) and step.claims() == {("toxiproxy:down", "n2-repl")}
+    assert parse_step({"power_loss": "n2"}).claims() == {("process", "n2")}  # down until started, as a kill
+    assert parse_step({"disk": {"target": "n3", "kind": "eio"}}).claims() == {("disk", "n3")}
 
 
 @pytest.mark.parametrize(
@@ -123,6 +146,14 @@ def test_claims() -> None:
         ({"partition": {"groups": [["n1"]]}}, "step.partition.groups: list should have at least 2 items"),
         ({"wait": "25h"}, "step.wait: must be at most 24h (86400s), got 90000s"),
         ({"kill": "two words"}, "step.kill: string should match pattern"),
+        ({"disk": {"target": "n1", "kind": "slow"}}, "step.disk: a slow disk needs latency_ms > 0"),
+        (
+            {"disk": {"target": "n1", "kind": "eio", "latency_ms": 5}},
+            "step.disk: latency_ms is for kind slow",
+        ),
+        ({"disk": {"target": "n1", "kind": "eio", "ops": ["unlink"]}}, "step.disk.ops.0: input should be"),
+        ({"disk": {"target": "n1", "kind": "eio", "ops": []}}, "step.disk.ops: list should have at least 1"),
+        ({"power_loss": {"window": "1s"}}, "step.power_loss.target: field required"),
     ],
 )
 def test_bad_steps(doc: dict[str, Any], message: str) -> None:

@@ -11,10 +11,12 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from harness.errors import InfraError
+from harness.paths import run_dir
 from harness.runtime.base import ContainerSpec, Mount
 from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
@@ -51,22 +53,47 @@ exec "$server" --defaults-extra-file=/etc/harness/galera.cnf --user=mysql --wsre
 """
 
 
-def parse_recovered_seqno(log_text: str) -> int | None:
-    """The seqno of the last ``Recovered position: <uuid>:<seqno>`` line (-1: nothing committed); None
-    when the log has none (recovery failed or printed something else)."""
-    found = re.findall(r"Recovered position: [0-9a-f-]+:(-?\d+)", log_text)
-    return int(found[-1]) if found else None
+@dataclass(frozen=True)
+class Position:
+    """A node's last committed transaction: the history (cluster state UUID) and its seqno in it."""
+
+    uuid: str
+    seqno: int
+
+    def __str__(self) -> str:
+        return f"{self.uuid}:{self.seqno}"
 
 
-def most_advanced(positions: Mapping[str, int | None], order: Sequence[str]) -> str:
+def parse_recovered_position(log_text: str) -> Position | None:
+    """The last ``Recovered position: <uuid>:<seqno>`` line (seqno -1: nothing committed); None when the
+    log has none (recovery failed or printed something else)."""
+    found = re.findall(r"Recovered position: ([0-9a-f-]+):(-?\d+)", log_text)
+    return Position(found[-1][0], int(found[-1][1])) if found else None
+
+
+def most_advanced(positions: Mapping[str, Position | None], order: Sequence[str], history: str | None) -> str:
     """The node to bootstrap after every node crashed: the highest recovered seqno, the first in topology
-    order on a tie. Refuses (InfraError) when a node's position is unknown: bootstrapping any other node
-    could throw away transactions only that node has, which is what an operator must never do."""
+    order on a tie, among the nodes in ``history`` (the cluster state UUID the cluster last ran with).
+
+    Seqnos of different histories do not compare: a node that lost what made it part of the last history
+    (a state transfer it never fsynced, say) reports a high seqno of an older one, and bootstrapping it
+    would throw away everything the last history committed. So, as an operator does, the nodes of the last
+    history come first. Refuses (InfraError) when a node's position is unknown, or when none is in the last
+    history and they disagree: bootstrapping the wrong node could throw away transactions only another
+    node has, which an operator must never do blind."""
     unknown = [n for n in order if positions.get(n) is None]
     if unknown:
         raise InfraError(f"galera recovery: no recovered position for {', '.join(unknown)} "
                          "(--wsrep-recover printed none); not bootstrapping blind")  # fmt: skip
-    return max(order, key=lambda n: (positions[n], -order.index(n)))  # type: ignore[operator]
+    known = {n: p for n, p in positions.items() if p is not None and n in order}
+    candidates = [n for n in order if known[n].uuid == history] if history else []
+    if not candidates:
+        if len({p.uuid for p in known.values()}) > 1:
+            found = ", ".join(f"{n}={known[n]}" for n in order)
+            raise InfraError(f"galera recovery: positions in different histories ({found}) and none in the "
+                             f"last one ({history or 'unknown'}); not bootstrapping blind")  # fmt: skip
+        candidates = list(order)
+    return max(candidates, key=lambda n: (known[n].seqno, -order.index(n)))
 
 
 def _pt(seconds: float) -> str:
@@ -165,12 +192,17 @@ loose-wsrep_slave_threads=2
 
     def recover_all(self) -> None:
         """Every node crashed: bootstrap from the node with the highest recovered seqno, as operators do."""
-        positions: dict[str, int | None] = {}
+        positions: dict[str, Position | None] = {}
         for node in self.run.nodes:
-            positions[node.name] = self.recovered_seqno(node)
-        best = most_advanced(positions, self.topology.node_names)
-        log.info(f"  galera full-cluster recovery: seqnos {positions}; bootstrapping {best}")
-        detail = {"seqnos": positions, "bootstrapped": best}
+            positions[node.name] = self.recovered_position(node)
+        history = self.history()
+        best = most_advanced(positions, self.topology.node_names, history)
+        shown = {n: None if p is None else str(p) for n, p in positions.items()}
+        log.info(
+            f"  galera full-cluster recovery: positions {shown} (last history {history}); bootstrapping {best}"
+        )
+        detail = {"seqnos": {n: None if p is None else p.seqno for n, p in positions.items()},
+                  "positions": shown, "history": history, "bootstrapped": best}  # fmt: skip
         with self.events.action("full-cluster-recovery", "wsrep-recover + bootstrap", best, detail):
             node = self.run.node(best)
             flag = self.node_dir(node) / "bootstrap"
@@ -182,7 +214,19 @@ loose-wsrep_slave_threads=2
                 flag.unlink(missing_ok=True)
             super().restart_nodes([n for n in self.run.nodes if n != node])
 
-    def recovered_seqno(self, node: Node) -> int | None:
+    def history(self) -> str | None:
+        """The cluster state UUID the cluster last ran with (recorded whenever it was seen ready)."""
+        try:
+            return (run_dir(self.run.id) / "galera-history").read_text().strip() or None
+        except OSError:
+            return None
+
+    def _record_history(self, node: Node) -> None:
+        uuid = self.wsrep(node, timeout=2.0).get("wsrep_cluster_state_uuid", "")
+        if uuid and uuid != self.history():
+            (run_dir(self.run.id) / "galera-history").write_text(uuid + "\n")
+
+    def recovered_position(self, node: Node) -> Position | None:
         """Run ``--wsrep-recover`` in the node's (stopped) container and parse the recovered position."""
         flag = self.node_dir(node) / "recover"
         flag.touch()
@@ -192,7 +236,7 @@ loose-wsrep_slave_threads=2
                        what=f"wsrep recovery on {node.name}")  # fmt: skip
         finally:
             flag.unlink(missing_ok=True)
-        return parse_recovered_seqno(self.runtime.logs(node.container, 400))
+        return parse_recovered_position(self.runtime.logs(node.container, 400))
 
     def primary(self) -> Node:
         """The first node (by name) that is Synced in the Primary component; n1 when none answers."""
@@ -256,6 +300,7 @@ loose-wsrep_slave_threads=2
         wait_until(check, timeout=max(timeout, 1.0), interval=0.1, max_interval=0.3,
                    what=f"galera nodes {names} Primary/Synced with cluster size {size}",
                    details=self.logs_of_all)  # fmt: skip
+        self._record_history(nodes[0])
 
     def node_status(self, node: Node) -> NodeStatus:
         state = self.container_state(node)
