@@ -624,6 +624,7 @@ def link_doc(args: argparse.Namespace) -> dict[str, Any]:
 
 def fault_step(args: argparse.Namespace) -> Any:
     """The step model ``harness fault RUN ...`` applies: the same models scenario files are parsed into."""
+    from harness.model.durations import parse_duration
     from harness.model.faults import parse_step
 
     if args.fault == "partition":
@@ -642,6 +643,20 @@ def fault_step(args: argparse.Namespace) -> Any:
         return parse_step({"link": link_doc(args)}, "fault")
     if args.fault == "crash-all":
         return parse_step({"crash_all": {"window": args.window}}, "fault crash-all")
+    if args.fault == "power-loss":
+        return parse_step({"power_loss": {"target": args.target, "window": args.window}}, "fault power-loss")
+    if args.fault == "clock":
+        return parse_step({"clock": {"target": args.target, "bump": args.bump}}, "fault clock")
+    if args.fault == "disk":
+        disk: dict[str, Any] = {"target": args.target, "kind": args.kind}
+        if args.ops:
+            disk["ops"] = [op for op in args.ops.split(",") if op]
+        if args.latency:
+            try:
+                disk["latency_ms"] = round(parse_duration(args.latency) * 1000)
+            except ValueError as exc:
+                raise InputError(f"fault disk: --latency: {exc}") from None
+        return parse_step({"disk": disk}, "fault disk")
     return parse_step({args.fault: args.target}, "fault")
 
 
@@ -804,6 +819,19 @@ def build_parser() -> argparse.ArgumentParser:
         f.add_argument("target", nargs="?", default="primary" if name not in ("start", "resume") else "all")
     f = faults.add_parser("crash-all", help="SIGKILL every node within a window")
     f.add_argument("--window", default="0s", metavar="DURATION")
+    f = faults.add_parser("power-loss", help="SIGKILL and drop un-fsynced writes (storage: lazyfs)")
+    f.add_argument("target", nargs="?", default="all", metavar="NODE|ROLE|all")
+    f.add_argument("--window", default="0s", metavar="DURATION", help="each node within this window")
+    f = faults.add_parser("clock", help="jump a node's wall clock (clock: faketime); heal sets it true")
+    f.add_argument("target", metavar="NODE|ROLE|all")
+    f.add_argument("--bump", required=True, metavar="DURATION", help="signed, e.g. --bump=-30s or --bump 5s")
+    f = faults.add_parser("disk", help="a faulty disk under a node's data (storage: lazyfs); heal clears it")
+    f.add_argument("target", metavar="NODE|ROLE|all")
+    f.add_argument("--kind", choices=["eio", "enospc", "slow"], required=True)
+    f.add_argument(
+        "--ops", metavar="write,fsync", help="operations that fail or are slow (default write,fsync)"
+    )
+    f.add_argument("--latency", metavar="DURATION", help="for --kind slow: added to each operation")
     p = add("heal", cmd_heal, "undo every fault of a run and wait until it is healthy")
     p.add_argument("run", metavar="RUN")
     p.add_argument("--no-wait", action="store_true", help="return without waiting for recovery")

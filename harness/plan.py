@@ -24,6 +24,7 @@ from harness.faults import partition as shapes
 from harness.model.faults import (
     GROUP_TARGETS,
     ROLE_TARGETS,
+    ClockStep,
     CrashAllStep,
     DiskStep,
     HealStep,
@@ -213,6 +214,17 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
                     continue  # …and holds nothing once it returns
             else:
                 claims = {("process", n) for n in nodes}
+        elif isinstance(step, ClockStep):
+            if topology.clock != "faketime":
+                problems.add(loc, f"clock needs the nodes under libfaketime: add `clock: faketime` to topology "
+                                  f"{topology.name} (it has clock: real)")  # fmt: skip
+                continue
+            if step.target not in targets:
+                problems.add((*loc, "target"),
+                             f"unknown node or role {step.target!r}, expected one of: {', '.join(targets)}")  # fmt: skip
+                continue
+            concrete = nodes if step.target == "all" else [step.target] if step.target in nodes else []
+            claims = {(step.mechanism, n) for n in concrete}
         elif isinstance(step, PowerLossStep | DiskStep):
             if not needs(loc, step, Capability.PROCESSES):
                 continue
@@ -230,7 +242,9 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
             if step.heal == "all":
                 held.clear()
             else:
-                prefix = {"partition": "iptables", "links": "toxiproxy:", "disk": "disk"}[step.heal]
+                prefix = {"partition": "iptables", "links": "toxiproxy:", "disk": "disk", "clock": "clock"}[
+                    step.heal
+                ]
                 held = {c: j for c, j in held.items() if not c[0].startswith(prefix)}
             continue
         if _conflicts(problems, loc, claims, held):

@@ -2,7 +2,7 @@
 
 ``schedules(topology)`` draws a list of typed steps (``harness.model.faults``) from every fault the
 topology's system allows (its capabilities: a peer mesh → partitions, node processes → kill / pause /
-stop / restart / crash-all, its links → every link fault kind, a primary → role targets), and
+stop / restart / crash-all, its storage layer → power loss / disk faults, its links → every link fault kind, a primary → role targets), and
 ``scenarios(topology, workload=...)`` wraps one in a ``Scenario``. Use them in your own tests::
 
     from hypothesis import given
@@ -19,7 +19,8 @@ would act on something a fault still in effect holds (or that would not fit the 
 is left out, and the next one starts where it would have. So a schedule always ends healed, never puts a
 second fault on a claimed (mechanism, target) before healing it, and hypothesis shrinks it by deleting
 episodes, shortening waits and holds, and moving each choice towards the simplest alternative (faults
-are ordered simplest first: kill, pause, stop, restart, partition, link faults, crash-all).
+are ordered simplest first: kill, pause, stop, restart, partition, link faults, crash-all, and on a
+topology with ``storage: lazyfs`` power loss and disk faults, with ``clock: faketime`` clock faults).
 
 The rules are stricter than validation (``harness.plan``) so that a schedule also runs meaningfully:
 at most one process fault per node at a time and at least one node never under one (``crash_all`` is
@@ -41,13 +42,16 @@ from hypothesis.errors import InvalidArgument
 
 from harness.model.faults import (
     LINK_FAULTS,
+    ClockStep,
     CrashAllStep,
+    DiskStep,
     HealStep,
     Isolate,
     KillStep,
     LinkStep,
     PartitionStep,
     PauseStep,
+    PowerLossStep,
     ProcessStep,
     RestartStep,
     ResumeStep,
@@ -80,7 +84,7 @@ __all__ = [
 ]
 
 # simplest first: hypothesis shrinks a one_of towards its first alternatives
-FAULTS = ("kill", "pause", "stop", "restart", "partition", "link", "crash_all")
+FAULTS = ("kill", "pause", "stop", "restart", "partition", "link", "crash_all", "power_loss", "disk", "clock")
 LINK_KINDS = ("down", "latency", "stall", "timeout", "reset_peer", "bandwidth", "slow_close", "limit_data",
               "slicer")  # fmt: skip
 assert set(LINK_KINDS) == set(LINK_FAULTS)
@@ -128,6 +132,10 @@ def _allows(info: SystemInfo, topology: TopologyBase, kind: str) -> bool:
         return bool(info.link_names(topology.node_names))
     if kind in ("kill", "pause", "stop"):
         return info.has(Capability.PROCESSES) and (n >= 2 or info.has(Capability.PRIMARY))
+    if kind in ("power_loss", "disk"):  # the harness's storage layer under each node (storage: lazyfs)
+        return info.has(Capability.PROCESSES) and topology.storage == "lazyfs"
+    if kind == "clock":  # the nodes under libfaketime (clock: faketime)
+        return topology.clock == "faketime"
     return info.has(Capability.PROCESSES)  # restart, crash_all
 
 
@@ -224,6 +232,27 @@ def _links(info: SystemInfo, nodes: list[str], kinds: list[str]) -> st.SearchStr
     return st.one_of([one(k) for k in kinds]).map(lambda step: step)  # mapped: not flattened into faults()
 
 
+def _disks(nodes: list[str]) -> st.SearchStrategy[StepBase]:
+    ops = st.lists(st.sampled_from(["fsync", "write", "create", "read"]), min_size=1, max_size=4, unique=True)
+    failing = st.fixed_dictionaries({"kind": st.sampled_from(["eio", "enospc"]), "ops": ops})
+    slow = st.fixed_dictionaries({"kind": st.just("slow"), "ops": ops, "latency_ms": st.integers(1, 2000)})
+    return st.tuples(st.sampled_from(nodes), st.one_of(failing, slow)).map(
+        lambda t: _step({"disk": {"target": t[0], **t[1]}})
+    )
+
+
+def _clocks(nodes: list[str]) -> st.SearchStrategy[StepBase]:
+    seconds = st.integers(1, 120).flatmap(lambda s: st.sampled_from([s, -s]))
+    modes = st.one_of(
+        seconds.map(lambda s: {"bump": f"{s:+d}s"}),
+        st.sampled_from([0.5, 2.0, -0.5]).map(lambda r: {"drift": r}),
+        st.tuples(seconds, st.sampled_from(["100ms", "500ms", "1s"])).map(
+            lambda t: {"strobe": {"delta": f"{t[0]:+d}s", "period": t[1]}}
+        ),
+    )
+    return st.tuples(st.sampled_from(nodes), modes).map(lambda t: _step({"clock": {"target": t[0], **t[1]}}))
+
+
 def faults(topology: TopologyBase, *, kinds: Collection[str] | None = None) -> st.SearchStrategy[StepBase]:
     """One fault step the topology's system allows (of ``kinds``: see ``fault_kinds``), simplest first."""
     info = system_info(topology.system)
@@ -240,6 +269,12 @@ def faults(topology: TopologyBase, *, kinds: Collection[str] | None = None) -> s
         "partition": _partitions(info, nodes) if "partition" in chosen else st.nothing(),
         "link": _links(info, nodes, _link_kinds(kinds)) if "link" in chosen else st.nothing(),
         "crash_all": _ticks(0.0, 2.0).map(lambda w: _step({"crash_all": {"window": w}})),
+        "power_loss": st.one_of(
+            st.sampled_from(nodes).map(lambda t: _step({"power_loss": t})),
+            _ticks(0.0, 2.0).map(lambda w: _step({"power_loss": {"target": "all", "window": w}})),
+        ),
+        "disk": _disks(nodes),
+        "clock": _clocks(nodes),
     }
     return st.one_of([by_kind[k] for k in chosen])
 
@@ -273,7 +308,8 @@ class _State:
         return [a for a in self.active.values() if a.kind == kind]
 
     def processes(self) -> list[_Active]:
-        return [a for a in self.active.values() if a.kind in ("process", "freezer")]
+        # a failing disk can take its node down (InnoDB aborts on a failed fsync): counted as one
+        return [a for a in self.active.values() if a.kind in ("process", "freezer", "disk")]
 
     def allows(self, step: StepBase) -> bool:
         procs = self.processes()
@@ -284,9 +320,11 @@ class _State:
             return _link_claim(step) not in {a.target for a in self.of("link")}
         if isinstance(step, RestartStep):
             return not self.active
-        if isinstance(step, CrashAllStep):
+        if isinstance(step, ClockStep):
+            return step.target not in {a.target for a in self.of("clock")}
+        if isinstance(step, CrashAllStep) or (isinstance(step, PowerLossStep) and step.target == "all"):
             return not procs
-        assert isinstance(step, ProcessStep)
+        assert isinstance(step, ProcessStep | PowerLossStep | DiskStep)
         if step.target not in self.nodes:
             return not procs
         busy = {a.target for a in procs}
@@ -300,12 +338,18 @@ class _State:
         if isinstance(step, LinkStep):
             self.active[token] = _Active("link", _link_claim(step), token)
             return HealStep(heal="links")
-        if isinstance(step, CrashAllStep):
+        if isinstance(step, ClockStep):
+            self.active[token] = _Active("clock", step.target, token)
+            return HealStep(heal="clock")
+        if isinstance(step, DiskStep):
+            self.active[token] = _Active("disk", step.target, token)
+            return HealStep(heal="disk")
+        if isinstance(step, CrashAllStep) or (isinstance(step, PowerLossStep) and step.target == "all"):
             self.active[token] = _Active("process", "*", token)
             return StartStep(start="all")
         if isinstance(step, RestartStep):
             return None
-        assert isinstance(step, KillStep | StopStep | PauseStep)
+        assert isinstance(step, KillStep | StopStep | PauseStep | PowerLossStep)
         target = step.target if step.target in self.nodes else "*"
         freezer = isinstance(step, PauseStep)
         self.active[token] = _Active("freezer" if freezer else "process", target, token)
@@ -315,7 +359,8 @@ class _State:
     def undo(self, heal: StepBase) -> None:
         """What ``heal`` ends: every fault of its mechanism (on its target)."""
         if isinstance(heal, HealStep):
-            kinds = {"all": None, "partition": {"partition"}, "links": {"link"}, "disk": {"disk"}}[heal.heal]
+            kinds = {"all": None, "partition": {"partition"}, "links": {"link"}, "disk": {"disk"},
+                     "clock": {"clock"}}[heal.heal]  # fmt: skip
             gone = [t for t, a in self.active.items() if kinds is None or a.kind in kinds]
         else:
             assert isinstance(heal, StartStep | ResumeStep)

@@ -20,6 +20,7 @@ from typing import Any
 from harness.errors import InputError
 from harness.faults import partition as shapes
 from harness.faults.base import FaultConflict, FaultKind
+from harness.faults.clock import ClockFaults
 from harness.faults.link import LinkFaultKind, link_fault_from_dict
 from harness.faults.network import PartitionFaults
 from harness.faults.process import ProcessFaults
@@ -54,7 +55,8 @@ __all__ = ["FAULT_KINDS", "GROUP_TARGETS", "ROLE_TARGETS", "FaultConflict", "Nem
 log = logging.getLogger(__name__)
 
 # In heal order: a disk is healthy again before the process heal starts a node that died of it.
-FAULT_KINDS: tuple[type[FaultKind], ...] = (PartitionFaults, LinkFaultKind, StorageFaults, ProcessFaults)
+FAULT_KINDS: tuple[type[FaultKind], ...] = (PartitionFaults, LinkFaultKind, ClockFaults, StorageFaults,
+                                             ProcessFaults)  # fmt: skip
 
 
 class Nemesis:
@@ -120,7 +122,8 @@ class Nemesis:
         if isinstance(step, dict):
             step = parse_step(step)
         if isinstance(step, HealStep):
-            partial = {"partition": self.heal_partition, "links": self.heal_links, "disk": self.heal_disk}
+            partial = {"partition": self.heal_partition, "links": self.heal_links, "disk": self.heal_disk,
+                       "clock": self.heal_clock}  # fmt: skip
             return partial[step.heal]() if step.heal in partial else self.heal(wait=False)
         if isinstance(step, WaitStep):
             raise InputError("wait: the runner's timeline waits, not the nemesis")
@@ -158,6 +161,16 @@ class Nemesis:
 
     def heal_disk(self) -> list[Event]:
         return next(k for k in self.kinds if isinstance(k, StorageFaults)).heal()
+
+    def heal_clock(self) -> list[Event]:
+        return next(k for k in self.kinds if isinstance(k, ClockFaults)).heal()
+
+    def clock(self, target: str, *, bump_s: float | None = None, drift: float | None = None,
+              strobe: tuple[float, float] | None = None) -> Event:  # fmt: skip
+        doc: dict[str, Any] = {"target": target, "bump": bump_s, "drift": drift}
+        if strobe is not None:
+            doc["strobe"] = {"delta": strobe[0], "period": strobe[1]}
+        return self.apply({"clock": {k: v for k, v in doc.items() if v is not None}})[0]
 
     def power_loss(self, target: str | Sequence[str] = "all", window_s: float = 0.0) -> Event:
         return self.apply({"power_loss": {"target": _one(target), "window": window_s}})[0]

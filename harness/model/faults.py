@@ -10,7 +10,9 @@ A scenario step is written with exactly one key, the step's kind::
     - crash_all: {window: 1s}
     - power_loss: all                        # or {target: n1, window: 1s}; needs storage: lazyfs
     - disk: {target: n2, kind: eio, ops: [fsync]}   # eio / enospc / slow (latency_ms); storage: lazyfs
-    - heal: all                              # or partition / links
+    - clock: {target: n1, bump: -30s}        # or drift: 0.01 / strobe: {delta: 5s, period: 200ms};
+                                             # needs clock: faketime
+    - heal: all                              # or partition / links / disk / clock
 
 ``Step`` is the discriminated union of those (the key present picks the model). Each step model says
 what it is with ``kind`` and, for faults, which mechanism and targets it claims (``claims``), so composing
@@ -26,8 +28,10 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Discriminator,
     Field,
+    PlainSerializer,
     Tag,
     TypeAdapter,
     field_validator,
@@ -280,7 +284,7 @@ class WaitStep(StepBase):
 
 class HealStep(StepBase):
     kind: ClassVar[str] = "heal"
-    heal: Literal["all", "partition", "links", "disk"]
+    heal: Literal["all", "partition", "links", "disk", "clock"]
 
 
 class PartitionStep(StepBase):
@@ -439,6 +443,80 @@ class DiskStep(StepBase):
         return {(self.mechanism, self.target)}
 
 
+# ------------------------------------------------------------------------------------------ clocks
+def _signed_seconds(value: Any) -> float:
+    """``-30s``, ``+1.5s``, ``500ms``, ``-2m`` or a number of seconds, either sign; ValueError otherwise."""
+    from harness.model.durations import parse_duration
+
+    if isinstance(value, str) and value.strip()[:1] in "+-":
+        text = value.strip()
+        sign = -1.0 if text[0] == "-" else 1.0
+        seconds = sign * parse_duration(text[1:])
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        seconds = parse_duration(value)
+    if abs(seconds) > 10 * 365 * 86400:
+        raise ValueError(f"must be within 10 years, got {value!r}")
+    return seconds
+
+
+def _format_signed(seconds: float) -> str:
+    from harness.model.durations import format_duration
+
+    return ("-" if seconds < 0 else "+") + format_duration(abs(seconds))
+
+
+SignedDuration = Annotated[float, BeforeValidator(_signed_seconds), PlainSerializer(_format_signed)]
+
+
+class Strobe(StrictModel):
+    delta: SignedDuration = Field(description="the clock flips between true time and true time + delta")
+    period: StepDuration = Field(description="how long each of the two readings holds")
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: float) -> float:
+        if value < 0.01:
+            raise ValueError(f"must be at least 10ms, got {value * 1000:g}ms")
+        return value
+
+
+class ClockFault(StrictModel):
+    """A node's wall clock lies (topology ``clock: faketime``): it jumps by ``bump`` once, runs ``drift``
+    seconds fast (negative: slow) per true second, or ``strobe``s between true time and true + delta; until
+    ``heal: clock`` (or ``heal: all``) sets it true again."""
+
+    target: Target = Field(description="a node, a role, all, random or minority")
+    bump: SignedDuration | None = None
+    drift: float | None = Field(default=None, ge=-0.99, le=100.0)
+    strobe: Strobe | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ClockFault:
+        given = [k for k in ("bump", "drift", "strobe") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of bump, drift, strobe (got {', '.join(given) or 'none'})")
+        return self
+
+    @property
+    def mode(self) -> str:
+        return "bump" if self.bump is not None else "drift" if self.drift is not None else "strobe"
+
+
+class ClockStep(StepBase):
+    kind: ClassVar[str] = "clock"
+    mechanism: ClassVar[str] = "clock"
+    clock: ClockFault
+
+    @property
+    def target(self) -> str:
+        return self.clock.target
+
+    def claims(self) -> set[Claim]:
+        return {(self.mechanism, self.target)}
+
+
 STEPS: dict[str, type[StepBase]] = {
     cls.kind: cls
     for cls in (
@@ -455,6 +533,7 @@ STEPS: dict[str, type[StepBase]] = {
         LinkStep,
         PowerLossStep,
         DiskStep,
+        ClockStep,
     )
 }
 Step = _tagged("key", STEPS, "a step has exactly one of")
@@ -463,7 +542,7 @@ STEP_ADAPTER: TypeAdapter[StepBase] = TypeAdapter(Step)
 
 def step_to_yaml(step: StepBase) -> dict[str, Any]:
     """The plain mapping a scenario file holds for ``step`` (round-trips through ``STEP_ADAPTER``)."""
-    return step.model_dump(mode="json", by_alias=True)
+    return step.model_dump(mode="json", by_alias=True, exclude_none=isinstance(step, ClockStep))
 
 
 def parse_step(doc: dict[str, Any], where: str = "step") -> StepBase:

@@ -55,6 +55,11 @@ class TopologyBase(StrictModel):
     storage: Literal["plain", "lazyfs"] = Field(
         default="plain", description="plain, or lazyfs: data on a mount that can lose power and fail"
     )
+    # ``faketime``: every node runs under libfaketime (``harness.runtime.node_clock``), which clock faults
+    # need; ``real``: the host's clock.
+    clock: Literal["real", "faketime"] = Field(
+        default="real", description="real, or faketime: node wall clocks the harness can move"
+    )
     # guarantee -> bound (``harness.checkers.guarantees``): the defaults of every scenario run on it
     expect: dict[str, Any] = Field(default_factory=dict, description="bounds on the checkers' figures")
 

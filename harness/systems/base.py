@@ -15,6 +15,7 @@ from harness.model.eventlog import EventLog
 from harness.paths import run_dir
 from harness.runtime import netfilter, proxies
 from harness.runtime.base import ContainerSpec, Mount, Runtime
+from harness.runtime.node_clock import IN_CONTAINER, NodeClock
 from harness.runtime.proxies import Link
 from harness.runtime.run import Node, Run
 from harness.runtime.storage import NodeStorage
@@ -63,6 +64,14 @@ class ClusterSystem(ABC):
 
     def storage(self, node: Node) -> NodeStorage:
         return NodeStorage(self.run.id, node.name)
+
+    @property
+    def fake_clock(self) -> bool:
+        """The topology runs each node under libfaketime, so clock faults can move its wall clock."""
+        return self.topology.clock == "faketime"
+
+    def clock(self, node: Node) -> NodeClock:
+        return NodeClock(self.run.id, node.name)
 
     def storage_mount(self, node: Node) -> Mount:
         """The node's storage mount at its data directory (mounted now, seeded from the image the first
@@ -149,6 +158,9 @@ class ClusterSystem(ABC):
     def base_spec(self, node: Node, command: list[str], mounts: list[Mount], **kw: object) -> ContainerSpec:
         if self.lazy_storage:
             mounts = [*mounts, self.storage_mount(node)]
+        if self.fake_clock:
+            mounts = [*mounts, Mount(str(self.clock(node).ensure()), IN_CONTAINER, read_only=True)]
+            kw["env"] = {**dict(kw.get("env") or {}), **NodeClock.env()}  # type: ignore[dict-item]
         return ContainerSpec(
             name=node.container,
             image=self.run.image,

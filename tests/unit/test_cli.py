@@ -221,6 +221,35 @@ def test_every_link_kind_has_its_flags(flags: list[str], doc: dict[str, object])
     assert {k: v for k, v in step.link.model_dump().items() if k in doc} == doc
 
 
+@pytest.mark.parametrize(
+    ("argv", "doc"),
+    [
+        (["power-loss"], {"power_loss": {"target": "all", "window": "0s"}}),
+        (["power-loss", "n2", "--window", "1s"], {"power_loss": {"target": "n2", "window": "1s"}}),
+        (["disk", "n2", "--kind", "eio", "--ops", "fsync"],
+         {"disk": {"target": "n2", "kind": "eio", "ops": ["fsync"], "latency_ms": 0}}),
+        (["disk", "n1", "--kind", "slow", "--latency", "250ms"],
+         {"disk": {"target": "n1", "kind": "slow", "ops": ["write", "fsync"], "latency_ms": 250}}),
+    ],
+)  # fmt: skip
+def test_storage_faults_have_their_flags(argv: list[str], doc: dict[str, object]) -> None:
+    from harness.model.faults import step_to_yaml
+
+    args = cli.build_parser().parse_args(["fault", "r", *argv])
+    assert step_to_yaml(cli.fault_step(args)) == doc
+
+
+def test_bad_storage_fault_flags_are_input_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "fault", "r", "disk", "n1", "--kind", "slow")
+    assert code == 2 and "fault disk.disk: a slow disk needs latency_ms > 0" in err
+    code, _, err = run(capsys, "fault", "r", "disk", "n1", "--kind", "eio", "--ops", "fsync,chmod")
+    assert code == 2 and "fault disk.disk.ops.1: input should be" in err
+    code, _, err = run(capsys, "fault", "r", "disk", "n1", "--kind", "slow", "--latency", "soon")
+    assert code == 2 and "fault disk: --latency: expected a duration" in err
+    code, _, err = run(capsys, "fault", "r", "power-loss", "n1", "--window", "soon")
+    assert code == 2 and "fault power-loss.power_loss.window: expected a duration" in err
+
+
 def test_result_json_is_json(stored_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from harness.runner import check_report
 

@@ -11,12 +11,15 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from harness.model.faults import (
+    ClockStep,
     CrashAllStep,
+    DiskStep,
     HealStep,
     KillStep,
     LinkStep,
     PartitionStep,
     PauseStep,
+    PowerLossStep,
     ProcessStep,
     RestartStep,
     ResumeStep,
@@ -72,7 +75,9 @@ def simulate(steps: list[StepBase], nodes: list[str]) -> set[tuple[str, str]]:
             claims = step.claims()
         elif isinstance(step, CrashAllStep):
             claims = {("process", n) for n in nodes}
-        elif isinstance(step, KillStep | StopStep | PauseStep):
+        elif isinstance(step, ClockStep):
+            claims = {("clock", n) for n in on(step.target)}
+        elif isinstance(step, KillStep | StopStep | PauseStep | PowerLossStep | DiskStep):
             claims = {(step.mechanism, n) for n in on(step.target)}
         elif isinstance(step, RestartStep):
             busy = {n for (m, n) in held if m in ("process", "freezer")}
@@ -81,13 +86,19 @@ def simulate(steps: list[StepBase], nodes: list[str]) -> set[tuple[str, str]]:
             gone = {(step.mechanism, n) for n in on(step.target)}
             held -= gone
         elif isinstance(step, HealStep):
-            prefix = {"all": "", "partition": "iptables", "links": "toxiproxy:"}[step.heal]
+            prefix = {
+                "all": "",
+                "partition": "iptables",
+                "links": "toxiproxy:",
+                "disk": "disk",
+                "clock": "clock",
+            }[step.heal]
             held = {c for c in held if not c[0].startswith(prefix)}
         else:
             assert isinstance(step, WaitStep)
         assert not claims & held, f"steps[{i}] {step_to_yaml(step)}: claims {sorted(claims & held)} again"
-        if isinstance(step, ProcessStep | CrashAllStep):
-            nodes_under = [n for (m, n) in held | claims if m in ("process", "freezer")]
+        if isinstance(step, ProcessStep | CrashAllStep | PowerLossStep | DiskStep):
+            nodes_under = [n for (m, n) in held | claims if m in ("process", "freezer", "disk")]
             assert len(nodes_under) == len(set(nodes_under)), f"steps[{i}]: a node under two process faults"
         held |= claims
     return held
@@ -128,6 +139,9 @@ def test_every_fault_the_system_allows_is_drawn(name: str) -> None:
         assert found.kind == kind
     has_mesh = SYSTEMS[topology.system].has(Capability.PEER_MESH)
     assert ("partition" in fault_kinds(topology)) is has_mesh
+    lazy = topology.storage == "lazyfs"  # power loss and disk faults need the storage layer
+    assert ("power_loss" in fault_kinds(topology)) is lazy and ("disk" in fault_kinds(topology)) is lazy
+    assert ("clock" in fault_kinds(topology)) is (topology.clock == "faketime")
 
 
 def test_kinds_restrict_what_is_drawn() -> None:

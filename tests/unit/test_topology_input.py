@@ -45,7 +45,7 @@ def write(tmp_path: Path, text: str, name: str = "topo.yaml") -> Path:
         (
             GOOD + "colour: blue\n",
             "{f}:4: colour: unknown field, expected one of: name, nodes, image, timeouts, "
-            "description, system, storage, expect, settings",
+            "description, system, storage, clock, expect, settings",
         ),
         (
             GOOD.replace("nodes: 3", "nodes: 0"),
@@ -113,7 +113,7 @@ def test_validate_reports_every_problem_at_once(tmp_path: Path, capsys: pytest.C
     assert code == 2
     assert err.splitlines() == [
         f"{path}:3: nodes: input should be less than or equal to 9, got 100",
-        f"{path}:4: foo: unknown field, expected one of: name, nodes, image, timeouts, description, system, storage, expect, settings",
+        f"{path}:4: foo: unknown field, expected one of: name, nodes, image, timeouts, description, system, storage, clock, expect, settings",
     ]
 
 
