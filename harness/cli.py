@@ -678,7 +678,9 @@ def cmd_fault(args: argparse.Namespace) -> int:
 def cmd_heal(args: argparse.Namespace) -> int:
     nemesis = _nemesis(args.run)
     nemesis.heal(wait=not args.no_wait)
-    log.info(f"run {args.run} healed: no partition, no toxics, nothing paused, every node up")
+    extra = "".join([", every disk healthy" if nemesis.system.lazy_storage else "",
+                     ", every clock true" if nemesis.system.fake_clock else ""])  # fmt: skip
+    log.info(f"run {args.run} healed: no partition, no toxics, nothing paused{extra}, every node up")
     return EXIT_OK
 
 

@@ -70,7 +70,13 @@ def test_up_status_down(namespace: str) -> None:
 def _start_up(ns: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "harness.cli", "up", "topologies/galera-3.yaml"],
                             env=_env(ns), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)  # fmt: skip
+                            text=True, start_new_session=True, preexec_fn=_default_sigint)  # fmt: skip
+
+
+def _default_sigint() -> None:
+    """Ctrl-C reaches the child even when this suite runs as a background job (`.ci/run &`): a shell
+    starts those with SIGINT ignored, and a Python started with it ignored keeps ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _first_container(ns: str) -> bool:

@@ -129,6 +129,7 @@ default_storage_engine=InnoDB
 innodb_autoinc_lock_mode=2
 innodb_buffer_pool_size={s.buffer_pool_size}
 innodb_flush_log_at_trx_commit={s.flush_log_at_trx_commit}
+innodb_flush_log_at_timeout={s.flush_log_at_timeout}
 max_connections=500
 wsrep_on=ON
 wsrep_cluster_name=hh-{self.run.id}

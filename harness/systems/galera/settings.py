@@ -22,6 +22,8 @@ class GaleraSettings(StrictModel):
     install_timeout: Duration = 7.5
     buffer_pool_size: str = Field(default="128M", pattern=r"^\d+[KMG]?$")
     flush_log_at_trx_commit: Literal[0, 1, 2] = 1
+    # seconds between the redo log's fsyncs under flush 0 and 2 (innodb_flush_log_at_timeout)
+    flush_log_at_timeout: int = Field(default=1, ge=1, le=2700)
 
     @model_validator(mode="after")
     def _ordered_timers(self) -> GaleraSettings:
