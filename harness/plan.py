@@ -214,21 +214,16 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
                     continue  # …and holds nothing once it returns
             else:
                 claims = {("process", n) for n in nodes}
-        elif isinstance(step, ClockStep):
-            if topology.clock != "faketime":
-                problems.add(loc, f"clock needs the nodes under libfaketime: add `clock: faketime` to topology "
-                                  f"{topology.name} (it has clock: real)")  # fmt: skip
+        elif isinstance(step, ClockStep | PowerLossStep | DiskStep):
+            # faults that need a layer the topology opts into: libfaketime, or the harness's storage
+            if isinstance(step, ClockStep):
+                if topology.clock != "faketime":
+                    problems.add(loc, f"clock needs the nodes under libfaketime: add `clock: faketime` to "
+                                      f"topology {topology.name} (it has clock: real)")  # fmt: skip
+                    continue
+            elif not needs(loc, step, Capability.PROCESSES):
                 continue
-            if step.target not in targets:
-                problems.add((*loc, "target"),
-                             f"unknown node or role {step.target!r}, expected one of: {', '.join(targets)}")  # fmt: skip
-                continue
-            concrete = nodes if step.target == "all" else [step.target] if step.target in nodes else []
-            claims = {(step.mechanism, n) for n in concrete}
-        elif isinstance(step, PowerLossStep | DiskStep):
-            if not needs(loc, step, Capability.PROCESSES):
-                continue
-            if topology.storage != "lazyfs":
+            elif topology.storage != "lazyfs":
                 problems.add(loc, f"{step.kind} needs the nodes' data on the harness's storage: add "
                                   f"`storage: lazyfs` to topology {topology.name} (it has storage: plain)")  # fmt: skip
                 continue
