@@ -47,6 +47,19 @@ class FaultKind(ABC):
 
     def __init__(self, ctx: FaultContext) -> None:
         self.ctx = ctx
+        self._resolved: tuple[StepBase, list[Node]] | None = None
+
+    def resolve_once(self, step: StepBase, target: str) -> list[Node]:
+        """The nodes ``target`` names for ``step``, resolved once, so that ``claims`` and ``apply`` of one
+        step see the same nodes (a ``random`` or ``minority`` target); ``apply`` calls ``forget``."""
+        if self._resolved is not None and self._resolved[0] is step:
+            return self._resolved[1]
+        nodes = self.ctx.resolve(target)
+        self._resolved = (step, nodes)
+        return nodes
+
+    def forget(self) -> None:
+        self._resolved = None
 
     @abstractmethod
     def apply(self, step: StepBase) -> list[Event]:

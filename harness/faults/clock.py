@@ -28,16 +28,11 @@ class ClockFaults(FaultKind):
 
     def __init__(self, ctx: FaultContext) -> None:
         super().__init__(ctx)
-        self._resolved: tuple[StepBase, list[Node]] | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def _nodes(self, step: ClockStep) -> list[Node]:
-        if self._resolved is not None and self._resolved[0] is step:
-            return self._resolved[1]
-        nodes = self.ctx.resolve(step.target)
-        self._resolved = (step, nodes)
-        return nodes
+        return self.resolve_once(step, step.target)
 
     def claims(self, step: StepBase) -> set[tuple[str, str]]:
         assert isinstance(step, ClockStep)
@@ -49,7 +44,7 @@ class ClockFaults(FaultKind):
             raise InputError(f"clock: needs the topology's nodes under libfaketime (clock: faketime); "
                              f"{self.ctx.run.topology.name} has clock: real")  # fmt: skip
         nodes = self._nodes(step)
-        self._resolved = None
+        self.forget()
         clocks = [self.ctx.system.clock(n) for n in nodes]
         fault = step.clock
         at = self.ctx.events.clock.now()

@@ -13,7 +13,7 @@ import time
 from typing import ClassVar
 
 from harness.errors import InfraError, InputError
-from harness.faults.base import FaultContext, FaultKind, parallel
+from harness.faults.base import FaultKind, parallel
 from harness.model.faults import DiskStep, PowerLossStep, StepBase
 from harness.model.history import Event
 from harness.runtime.run import Node
@@ -27,16 +27,8 @@ class StorageFaults(FaultKind):
     steps: ClassVar[tuple[type[StepBase], ...]] = (PowerLossStep, DiskStep)
     requires: ClassVar[frozenset[Capability]] = frozenset({Capability.PROCESSES})
 
-    def __init__(self, ctx: FaultContext) -> None:
-        super().__init__(ctx)
-        self._resolved: tuple[StepBase, list[Node]] | None = None  # claims and apply see the same nodes
-
     def _nodes(self, step: PowerLossStep | DiskStep) -> list[Node]:
-        if self._resolved is not None and self._resolved[0] is step:
-            return self._resolved[1]
-        nodes = self.ctx.resolve(step.target)
-        self._resolved = (step, nodes)
-        return nodes
+        return self.resolve_once(step, step.target)
 
     def claims(self, step: StepBase) -> set[tuple[str, str]]:
         assert isinstance(step, PowerLossStep | DiskStep)
@@ -48,7 +40,7 @@ class StorageFaults(FaultKind):
             raise InputError(f"{step.kind}: needs the topology's data on the harness's storage "
                              f"(storage: lazyfs); {self.ctx.run.topology.name} has storage: plain")  # fmt: skip
         nodes = self._nodes(step)
-        self._resolved = None
+        self.forget()
         if isinstance(step, PowerLossStep):
             return [self.power_loss(nodes, step.power_loss.window)]
         fault = step.disk
