@@ -68,7 +68,8 @@ def up(
         # unless the system's own bootstrap goes through its proxies (MMM's replication links). A
         # system with no client services has no links to proxy.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            proxies = pool.submit(start_toxiproxy, run, runtime, system.services) if system.services else None
+            links = system.client_links()
+            proxies = pool.submit(start_toxiproxy, run, runtime, links) if links else None
             system.render(run_dir(run.id))
             clock = {"mono_start_ns": started_ns[0], "wall_start_ns": started_ns[1]}
             (run_dir(run.id) / "clock.json").write_text(json.dumps(clock))

@@ -45,7 +45,7 @@ from harness.model.scenario import Scenario, WorkloadSpec
 from harness.model.topology import TopologyBase
 from harness.systems.capabilities import DESCRIPTIONS, Capability
 from harness.systems.info import SystemInfo
-from harness.systems.registry import SYSTEMS
+from harness.systems.registry import SYSTEMS, link_names
 from harness.workloads import WORKLOADS
 
 Loc = tuple[str | int, ...]
@@ -153,7 +153,7 @@ def validate_pair(scenario: Scenario, topology: TopologyBase, path: Path | None 
 def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInfo, nodes: list[str],
                  topology: TopologyBase) -> None:  # fmt: skip
     targets = [*nodes, *GROUP_TARGETS, *(ROLE_TARGETS if info.has(Capability.PRIMARY) else ())]
-    links = info.link_names(nodes)
+    links = link_names(topology)
     held: dict[tuple[str, str], int] = {}  # claim → index of the step holding it
 
     def needs(loc: Loc, step: StepBase, capability: Capability) -> bool:
@@ -177,9 +177,15 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
                         continue
                     params["node"] = nodes[0]  # which node a role names is known on the running cluster
                 try:
-                    shapes.plan(shape, nodes, **params)
+                    planned = shapes.plan(shape, nodes, clusters=[p.node_names for p in topology.parts()],
+                                          **params)  # fmt: skip
                 except InputError as exc:
                     problems.add(loc, str(exc).removeprefix("partition: "))
+                    continue
+                meshless = _meshless_cut(topology, planned)
+                if meshless:
+                    problems.add(loc, f"partition cuts {meshless}, whose nodes do not talk to each other "
+                                      "directly (every link goes through Toxiproxy); cut a link instead")  # fmt: skip
                     continue
                 claims = step.claims()
         elif isinstance(step, LinkStep):
@@ -245,6 +251,18 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
         if _conflicts(problems, loc, claims, held):
             continue
         held.update(dict.fromkeys(claims, i))
+
+
+def _meshless_cut(topology: TopologyBase, planned: shapes.Partition) -> str | None:
+    """The name of a part of a composite topology the partition cuts although its nodes have no peer
+    mesh (MMM, async: replication goes through Toxiproxy), else None."""
+    for part in topology.parts():
+        if part is topology or SYSTEMS[part.system].has(Capability.PEER_MESH):
+            continue
+        members = set(part.node_names)
+        if any(src in members and dst in members for src, dst in planned.cuts):
+            return f"{part.name} ({part.system})"
+    return None
 
 
 def _conflicts(problems: _Problems, loc: Loc, claims: set[tuple[str, str]], held: dict[tuple[str, str], int]

@@ -66,7 +66,7 @@ from harness.model.scenario import Scenario, WorkloadSpec
 from harness.model.topology import TopologyBase
 from harness.systems.capabilities import Capability
 from harness.systems.info import SystemInfo
-from harness.systems.registry import system_info
+from harness.systems.registry import link_names, mesh_parts, system_info
 
 __all__ = [
     "FAULTS",
@@ -127,9 +127,9 @@ def fault_kinds(topology: TopologyBase, kinds: Collection[str] | None = None) ->
 def _allows(info: SystemInfo, topology: TopologyBase, kind: str) -> bool:
     n = len(topology.node_names)
     if kind == "partition":
-        return info.has(Capability.PEER_MESH) and n >= 2
+        return info.has(Capability.PEER_MESH) and any(len(p) >= 2 for p in mesh_parts(topology))
     if kind == "link":
-        return bool(info.link_names(topology.node_names))
+        return bool(link_names(topology))
     if kind in ("kill", "pause", "stop"):
         return info.has(Capability.PROCESSES) and (n >= 2 or info.has(Capability.PRIMARY))
     if kind in ("power_loss", "disk"):  # the harness's storage layer under each node (storage: lazyfs)
@@ -162,7 +162,18 @@ def _process_targets(info: SystemInfo, nodes: list[str]) -> list[str]:
     return [*nodes, *roles] if len(nodes) >= 2 else roles  # one node down of one: use the role only
 
 
-def _partitions(info: SystemInfo, nodes: list[str]) -> st.SearchStrategy[StepBase]:
+def _partitions_of(info: SystemInfo, topology: TopologyBase) -> st.SearchStrategy[StepBase]:
+    """Partitions of the topology's nodes; of a composite (a database and a broker), partitions within one
+    of its meshed clusters at a time (groups of its nodes: the other cluster stays whole)."""
+    if topology.parts() == [topology]:
+        return _partitions(info, list(topology.node_names))
+    meshed = [nodes for nodes in mesh_parts(topology) if len(nodes) >= 2]
+    return st.one_of([_partitions(info, nodes, groups_only=True) for nodes in meshed])
+
+
+def _partitions(
+    info: SystemInfo, nodes: list[str], *, groups_only: bool = False
+) -> st.SearchStrategy[StepBase]:
     n = len(nodes)
     choices: list[st.SearchStrategy[dict[str, Any]]] = [
         st.just({"shape": "halves"}),
@@ -193,6 +204,8 @@ def _partitions(info: SystemInfo, nodes: list[str]) -> st.SearchStrategy[StepBas
         dst = draw(st.lists(st.sampled_from(others), min_size=1, max_size=len(others), unique=True))
         return {"one_way": {"from": src, "to": dst[0] if len(dst) == 1 else sorted(dst)}}
 
+    if groups_only:  # shapes over every node of the run would cut the other clusters too
+        return st.one_of(groups(), one_way()).map(lambda shape: _step({"partition": shape}))
     choices += [groups(), one_way(), st.just({"shape": "random_halves"})]
     return st.one_of(choices).map(lambda shape: _step({"partition": shape}))
 
@@ -201,8 +214,7 @@ def _direction(default: str) -> st.SearchStrategy[str]:
     return st.sampled_from([default, *(d for d in ("downstream", "upstream", "both") if d != default)])
 
 
-def _links(info: SystemInfo, nodes: list[str], kinds: list[str]) -> st.SearchStrategy[StepBase]:
-    targets = info.link_names(nodes)
+def _links(targets: list[str], kinds: list[str]) -> st.SearchStrategy[StepBase]:
     toxicity = st.sampled_from([1.0, 0.5])
     params: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         "down": st.just({}),
@@ -266,8 +278,8 @@ def faults(topology: TopologyBase, *, kinds: Collection[str] | None = None) -> s
         "pause": st.sampled_from(targets).map(lambda t: _step({"pause": t})),
         "stop": st.sampled_from(targets).map(lambda t: _step({"stop": t})),
         "restart": st.sampled_from(targets or nodes).map(lambda t: _step({"restart": t})),
-        "partition": _partitions(info, nodes) if "partition" in chosen else st.nothing(),
-        "link": _links(info, nodes, _link_kinds(kinds)) if "link" in chosen else st.nothing(),
+        "partition": _partitions_of(info, topology) if "partition" in chosen else st.nothing(),
+        "link": _links(link_names(topology), _link_kinds(kinds)) if "link" in chosen else st.nothing(),
         "crash_all": _ticks(0.0, 2.0).map(lambda w: _step({"crash_all": {"window": w}})),
         "power_loss": st.one_of(
             st.sampled_from(nodes).map(lambda t: _step({"power_loss": t})),

@@ -27,6 +27,7 @@ from harness.checkers.base import (
     merge_valid,
     parse_options,
 )
+from harness.checkers.boot import BootOptions, check_boot
 from harness.checkers.counter import CounterOptions, check_counter
 from harness.checkers.divergence import DivergenceOptions, check_divergence
 from harness.checkers.elle import ElleOptions, check_elle
@@ -41,6 +42,7 @@ __all__ = [
     "CHECK_OPTIONS",
     "AvailabilityOptions",
     "BankOptions",
+    "BootOptions",
     "CheckContext",
     "Checker",
     "CheckerOptions",
@@ -58,6 +60,7 @@ __all__ = [
     "build",
     "check_availability",
     "check_bank",
+    "check_boot",
     "check_counter",
     "check_divergence",
     "check_elle",
@@ -83,6 +86,7 @@ CHECKERS: Mapping[str, Checker] = {
     "lag": check_lag,
     "divergence": check_divergence,
     "elle": check_elle,
+    "boot": check_boot,
 }
 
 CHECK_OPTIONS: Mapping[str, type[CheckerOptions]] = {
@@ -95,6 +99,7 @@ CHECK_OPTIONS: Mapping[str, type[CheckerOptions]] = {
     "lag": LagOptions,
     "divergence": DivergenceOptions,
     "elle": ElleOptions,
+    "boot": BootOptions,
 }
 
 

@@ -2,11 +2,12 @@
 
 Definitions (time in bins of ``bin_ms``, default 100 ms, aligned to run start):
 
-* A *write* is an op whose f is in ``write_fs`` (default add, enqueue, transfer, write). It is *pending*
-  from its invoke to its completion; one never completed is pending until the last write activity.
+* A *write* is an op whose f is in ``write_fs`` (default add, enqueue, transfer, write, and
+  openstack-boot's cast: a request is through when its message is). It is *pending* from its invoke
+  to its completion; one never completed is pending until the last write activity.
 * A bin is *offered* when some write was pending during it (bins where nobody tried to write don't count),
-  or some *demand* op was: an op whose f is in ``demand_fs`` (default ``connect``). A client that cannot
-  even connect wants to write, so its reconnect attempts make the bins they span offered — a failover
+  or some *demand* op was: an op whose f is in ``demand_fs`` (default ``connect``, and openstack-boot's
+  ``insert``, the row a request writes before its cast). A client that cannot even connect wants to write, so its reconnect attempts make the bins they span offered — a failover
   spent reconnecting is an outage, not idle time — but a demand op never makes a bin available, and its
   ``fail``/``info`` completions count for ``time_to_detect``.
 * A bin is *available* when some write completed ``ok`` in it, or a write invoked in it completed ``ok``
@@ -49,8 +50,8 @@ from harness.model.history import FAIL, INFO, INVOKE, OK, Event, History
 
 __all__ = ["DEFAULT_WRITE_FS", "AvailabilityOptions", "check_availability"]
 
-DEFAULT_WRITE_FS = ("add", "enqueue", "transfer", "write")
-DEFAULT_DEMAND_FS = ("connect",)
+DEFAULT_WRITE_FS = ("add", "enqueue", "transfer", "write", "cast")
+DEFAULT_DEMAND_FS = ("connect", "insert")
 _MAX_BINS = 50_000_000  # 58 days of 100 ms bins
 
 

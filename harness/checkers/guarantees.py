@@ -54,7 +54,7 @@ def check_guarantees(result: Result, bounds: Mapping[str, Bound]) -> Result:
         value: Value | None = None
         passed: Validity = "unknown"
         if check is None:
-            notes.append(f"{name} {bound}: unknown, the run has no {' or '.join(g.checks)} checker")
+            notes.append(f"{name} {bound}: unknown, the run has no {_either(g.checks)} checker")
         else:
             child = result.children[check]
             value, why = g.read(child.figures)
@@ -78,3 +78,8 @@ def check_guarantees(result: Result, bounds: Mapping[str, Bound]) -> Result:
     return dataclasses.replace(
         result, valid=merge_valid(c.valid for c in children.values()), children=children
     )
+
+
+def _either(names: tuple[str, ...]) -> str:
+    """``set``, ``set or queue``, ``set, queue or boot``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"

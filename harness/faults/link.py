@@ -256,9 +256,10 @@ class LinkFaultKind(FaultKind):
         super().__init__(ctx)
         system = ctx.system
         proxies = {link.name: link.name for link in system.links()}
-        if system.services:
-            first = next(iter(system.services))
-            proxies.update({n.name: f"{n.name}-{first}" for n in ctx.run.nodes})  # a node's main link
+        for part in system.parts():  # a node's main link: its cluster's first service
+            if part.services:
+                first = next(iter(part.services))
+                proxies.update({n.name: f"{n.name}-{first}" for n in part.run.nodes})
         self.faults = LinkFaults(toxiproxy_client(ctx.run), proxies)
         self.applied: list[tuple[AppliedLinkFault, Event]] = []
 

@@ -27,7 +27,9 @@ class PartitionFaults(FaultKind):
         if shape == "isolate":
             (node,) = self.ctx.resolve(params["node"])
             params = {"node": node.name}
-        return shapes.plan(shape, self.ctx.run.topology.node_names, rng=self.ctx.rng, **params)
+        topology = self.ctx.run.topology
+        clusters = [part.node_names for part in topology.parts()]
+        return shapes.plan(shape, topology.node_names, rng=self.ctx.rng, clusters=clusters, **params)
 
     def apply(self, step: StepBase) -> list[Event]:
         assert isinstance(step, PartitionStep)

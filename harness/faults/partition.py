@@ -90,14 +90,20 @@ def bridge(nodes: Sequence[str]) -> Partition:
     return from_components("bridge", nodes, [left | {b}, right | {b}])
 
 
-def groups(nodes: Sequence[str], spec: Sequence[Sequence[str]]) -> Partition:
+def groups(nodes: Sequence[str], spec: Sequence[Sequence[str]], clusters: Sequence[Sequence[str]] = ()
+           ) -> Partition:  # fmt: skip
+    """Each group sees only itself; unnamed nodes are alone. ``clusters``: a deployment of several
+    clusters (a database and a broker): one that no group names is left whole, so that groups of the
+    broker's nodes are a broker partition only."""
     named = [_known(nodes, n, "groups") for group in spec for n in group]
     if len(named) != len(set(named)):
         raise InputError("partition: groups: a node is named twice; groups must not overlap")
     if len(spec) < 2:
         raise InputError("partition: groups: expected at least two groups, e.g. [[n1], [n2, n3]]")
     components = [set(g) for g in spec]
-    rest = set(nodes) - set(named)
+    whole = [set(c) for c in clusters if not set(c) & set(named)]
+    components += whole
+    rest = set(nodes) - set(named) - set().union(*whole)
     components += [{n} for n in sorted(rest)]  # unnamed nodes are alone
     return from_components("groups", nodes, components)
 
@@ -128,8 +134,10 @@ def plan(
     src: str | None = None,
     dst: str | Sequence[str] | None = None,
     rng: random.Random | None = None,
+    clusters: Sequence[Sequence[str]] = (),
 ) -> Partition:
-    """One partition of ``nodes`` by shape name; InputError for an unknown or impossible shape."""
+    """One partition of ``nodes`` by shape name; InputError for an unknown or impossible shape.
+    ``clusters``: the node names of each cluster of a deployment of several (see ``groups``)."""
     if shape == "isolate" and node is not None:
         return isolate(nodes, node)
     if shape == "halves":
@@ -141,7 +149,7 @@ def plan(
     if shape == "bridge":
         return bridge(nodes)
     if shape == "groups" and groups is not None:
-        return _groups(nodes, groups)
+        return _groups(nodes, groups, clusters)
     if shape == "one_way" and src is not None and dst is not None:
         return one_way(nodes, src, dst)
     if shape in SHAPES:

@@ -87,7 +87,7 @@ def _field(loc: Sequence[int | str]) -> str:
 def format_errors(path: Path, doc: Any, error: ValidationError, model: type[BaseModel]) -> list[str]:
     problems: list[tuple[int, str]] = []
     for item in error.errors(include_url=False):
-        loc = [p for p in item["loc"] if not _is_tag(p)]
+        loc = _file_loc(doc, [p for p in item["loc"] if not _is_tag(p)])
         line = line_of(doc, loc)
         where = f"{path}:{line}" if line else str(path)
         message = item["msg"]
@@ -103,6 +103,27 @@ def format_errors(path: Path, doc: Any, error: ValidationError, model: type[Base
                 message += f", got {item['input']!r}"
         problems.append((line or 0, f"{where}: {_field(loc)}: {message}"))
     return [text for _, text in sorted(problems, key=lambda p: p[0])]
+
+
+def _file_loc(doc: Any, loc: Sequence[int | str]) -> list[int | str]:
+    """``loc`` without the tags of unions discriminated by ``system`` (a composite topology's
+    ``database.galera.settings`` is ``database.settings`` in the file)."""
+    out: list[int | str] = []
+    node = doc
+    for part in loc:
+        if (
+            isinstance(node, dict)
+            and isinstance(part, str)
+            and part not in node
+            and node.get("system") == part
+        ):
+            continue
+        out.append(part)
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+    return out
 
 
 def _is_tag(part: int | str) -> bool:

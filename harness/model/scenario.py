@@ -12,7 +12,7 @@ from harness.model.guarantees import validate_expect
 from harness.model.loading import load_model
 from harness.model.topology import StrictModel
 
-WORKLOADS = ("sql-set", "sql-bank", "sql-register", "amqp-queue", "sql-append")
+WORKLOADS = ("sql-set", "sql-bank", "sql-register", "amqp-queue", "sql-append", "openstack-boot")
 SQL_TX = ("sql-bank", "sql-register", "sql-append")
 ONLY_FOR = {  # fields that mean something to some workload types only
     "accounts": ("sql-bank",),
@@ -25,11 +25,12 @@ ONLY_FOR = {  # fields that mean something to some workload types only
     "key_rotation": ("sql-append",),
     "isolation": SQL_TX,
     "causal_reads": SQL_TX,
+    "computes": ("openstack-boot",),
 }
 
 
 class WorkloadSpec(StrictModel):
-    type: Literal["sql-set", "sql-bank", "sql-register", "amqp-queue", "sql-append"]
+    type: Literal["sql-set", "sql-bank", "sql-register", "amqp-queue", "sql-append", "openstack-boot"]
     clients: int = Field(default=4, ge=1, le=64)
     rate: float = Field(default=100.0, gt=0, le=10000, description="offered ops/s over all clients")
     timeout: StepDuration = 2.0  # one op; past it the op is `info`
@@ -60,6 +61,9 @@ class WorkloadSpec(StrictModel):
     )
     isolation: Literal["read-uncommitted", "read-committed", "repeatable-read", "serializable"] = Field(
         default="repeatable-read", description="sql-bank, sql-register, sql-append: the isolation level"
+    )
+    computes: int = Field(
+        default=2, ge=1, le=16, description="openstack-boot: compute services consuming casts"
     )
     causal_reads: bool = Field(
         default=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from harness.model.durations import Duration
 from harness.model.guarantees import validate_expect
@@ -63,6 +63,10 @@ class TopologyBase(StrictModel):
     # guarantee -> bound (``harness.checkers.guarantees``): the defaults of every scenario run on it
     expect: dict[str, Any] = Field(default_factory=dict, description="bounds on the checkers' figures")
 
+    # K of the first node, nK: 1, except for a part of a composite topology, whose broker's nodes follow
+    # its database's (n4-n6 after n1-n3): set by the composite on every validation, never stored
+    _first_node: int = PrivateAttr(default=1)
+
     @field_validator("expect")
     @classmethod
     def _known_guarantees(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -70,4 +74,8 @@ class TopologyBase(StrictModel):
 
     @property
     def node_names(self) -> list[str]:
-        return [f"n{i}" for i in range(1, self.nodes + 1)]
+        return [f"n{i}" for i in range(self._first_node, self._first_node + self.nodes)]
+
+    def parts(self) -> list[TopologyBase]:
+        """The clusters of the topology: itself, or each of a composite's (a database and a broker)."""
+        return [self]

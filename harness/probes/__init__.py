@@ -14,7 +14,8 @@ __all__ = ["Probe", "Probes", "probe_checkers", "probes_for"]
 
 
 def probes_for(system: ClusterSystem, samples: SampleWriter) -> Probes:
-    return Probes([cls(system, samples) for cls in probe_classes(system.name)])
+    """Every probe of each of the system's clusters (a composite's database and broker each have theirs)."""
+    return Probes([cls(part, samples) for part in system.parts() for cls in probe_classes(part.name)])
 
 
 def probe_checkers(system_name: str) -> tuple[str, ...]:

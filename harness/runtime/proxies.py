@@ -38,11 +38,10 @@ def listen_port(node_index: int, service_port: int) -> int:
 
 def links_for(run: Run, services: Mapping[str, int]) -> list[Link]:
     out = []
-    for k, node in enumerate(run.nodes, start=1):
+    for node in run.nodes:
         for service, port in services.items():
-            out.append(
-                Link(f"{node.name}-{service}", node.name, service, listen_port(k, port), f"{node.ip}:{port}")
-            )
+            out.append(Link(f"{node.name}-{service}", node.name, service, listen_port(node.number, port),
+                            f"{node.ip}:{port}"))  # fmt: skip
     return out
 
 
@@ -58,8 +57,9 @@ def client(run: Run, timeout: float = 5.0) -> ToxiproxyClient:
     return ToxiproxyClient(f"http://{toxiproxy_ip(run)}:{API_PORT}", timeout=timeout)
 
 
-def start_toxiproxy(run: Run, runtime: Runtime, services: Mapping[str, int]) -> list[Link]:
-    """Start the run's Toxiproxy container and create one proxy per node and service."""
+def start_toxiproxy(run: Run, runtime: Runtime, links: Sequence[Link]) -> list[Link]:
+    """Start the run's Toxiproxy container and create the proxies of ``links`` (the system's client
+    links: one per node and service)."""
     binary = find_toxiproxy_server()
     if binary is None:
         raise InfraError("toxiproxy-server is not installed; run ./setup.sh (or `harness doctor --fix`)")
@@ -75,11 +75,10 @@ def start_toxiproxy(run: Run, runtime: Runtime, services: Mapping[str, int]) -> 
         extra_hosts={n.name: n.ip for n in run.nodes},
     )
     runtime.run(spec)
-    links = links_for(run, services)
     with client(run) as api:
         api.wait_ready(15.0)
     create_links(run, links)
-    return links
+    return list(links)
 
 
 def create_links(run: Run, links: Sequence[Link]) -> None:
@@ -90,5 +89,4 @@ def create_links(run: Run, links: Sequence[Link]) -> None:
 
 def endpoint(run: Run, node: Node, service: str, services: Mapping[str, int]) -> tuple[str, int]:
     """The proxied (host, port) at which clients reach ``service`` on ``node``."""
-    k = run.nodes.index(node) + 1
-    return toxiproxy_ip(run), listen_port(k, services[service])
+    return toxiproxy_ip(run), listen_port(node.number, services[service])

@@ -25,6 +25,11 @@ class Node:
     ip: str
     container: str
 
+    @property
+    def number(self) -> int:
+        """K of ``nK``: its address is ``.(10+K)``, its proxies listen on ``10000 + 1000*K + …``."""
+        return int(self.name.removeprefix("n"))
+
 
 @dataclass(frozen=True)
 class Run:
@@ -56,8 +61,8 @@ class Run:
     @property
     def nodes(self) -> list[Node]:
         return [
-            Node(name, self.ip(10 + i), f"hh-{self.id}-{name}")
-            for i, name in enumerate(self.topology.node_names, start=1)
+            Node(name, self.ip(10 + int(name.removeprefix("n"))), f"hh-{self.id}-{name}")
+            for name in self.topology.node_names
         ]
 
     def node(self, name: str) -> Node:

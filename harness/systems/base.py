@@ -104,10 +104,19 @@ class ClusterSystem(ABC):
         """Where clients reach ``node``: through the run's Toxiproxy, on the node's own proxy."""
         return proxies.endpoint(self.run, node, service or next(iter(self.services)), self.services)
 
+    def client_links(self) -> list[Link]:
+        """The links the run's Toxiproxy is started with: one per node and client service."""
+        return proxies.links_for(self.run, self.services)
+
     def links(self) -> list[Link]:
         """Every proxied client–server link of the run: one per node and service, plus any the system
         adds (and creates itself in ``bootstrap``), so that link faults can name them."""
-        return proxies.links_for(self.run, self.services)
+        return self.client_links()
+
+    def parts(self) -> list[ClusterSystem]:
+        """The clusters this system is made of: itself, or a composite's database and broker (each with
+        its own nodes, probes and main links)."""
+        return [self]
 
     @contextlib.contextmanager
     def node_endpoints(self) -> Iterator[None]:

@@ -229,7 +229,7 @@ class ProxiedMysqlCluster(ClusterSystem):
     def server_cnf(self, node: Node, title: str, extra: str = "") -> str:
         """A node's MariaDB settings: server and GTID domain K, binlog with ``log_slave_updates`` and
         ``sync_binlog=1``, ``read_only=1`` at start; ``extra`` lines are the system's own."""
-        k = self.run.nodes.index(node) + 1
+        k = node.number
         pool = self.topology.settings.buffer_pool_size  # type: ignore[attr-defined]
         return f"""# Rendered by ha-harness for run {self.run.id}, node {node.name} ({title} {k})
 [mysqld]

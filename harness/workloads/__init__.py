@@ -38,6 +38,8 @@ WORKLOADS: dict[str, WorkloadInfo] = {
                      ("queue", "availability")),
         WorkloadInfo("sql-append", "harness.workloads.sql_append:SqlAppend", frozenset({C.SQL}),
                      ("elle", "availability")),
+        WorkloadInfo("openstack-boot", "harness.workloads.openstack_boot:OpenstackBoot",
+                     frozenset({C.DB_AND_BROKER}), ("boot", "availability")),
     )
 }  # fmt: skip
 

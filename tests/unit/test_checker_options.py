@@ -32,11 +32,12 @@ OLD_DEFAULTS: dict[str, dict[str, Any]] = {
     "bank": {"expected_total": None, "accounts": None, "allow_negative": False, "transfer_f": "transfer",
              "read_f": "read", "opening_balance": None},
     "counter": {"add_f": "add", "read_f": "read", "initial": 0, "examples": 5},
-    "availability": {"write_fs": ("add", "enqueue", "transfer", "write"), "demand_fs": ("connect",),
+    "availability": {"write_fs": ("add", "enqueue", "transfer", "write", "cast"), "demand_fs": ("connect", "insert"),
                      "bin_ms": 100, "max_outage_s": None, "min_availability": None, "max_outages": 100},
     "lag": {"metric": "replication_lag_s", "caught_up_s": 1.0, "max_points": 1000, "max_lag_s": None,
             "max_catch_up_s": None},
     "divergence": {"tables": None},
+    "boot": {"max_ranges": 50},
     "set-full": {"add_f": "add", "read_fs": ("scan", "read"), "max_ranges": 50, "worst": 8},
     "elle": {"model": "serializable", "realtime": None, "process": False, "f": "txn", "max_examples": 10},
 }  # fmt: skip

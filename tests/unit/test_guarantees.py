@@ -226,7 +226,7 @@ def test_a_breached_bound_makes_the_verdict_invalid_even_when_every_checker_is_v
 
 @pytest.mark.parametrize(
     ("children", "why"),
-    [({}, "the run has no set or queue checker"),
+    [({}, "the run has no set, queue or boot checker"),
      ({"set": Result("unknown", notes=("no final read",))}, "set has no figure lost; set says: no final read"),
      ({"set": Result("unknown", error="ValueError: boom")}, "set says: ValueError: boom")],
 )  # fmt: skip

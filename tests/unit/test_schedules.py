@@ -57,6 +57,7 @@ WORKLOADS = {
     "rabbitmq": {"type": "amqp-queue"},
     "mmm": {"type": "sql-set"},
     "mysql-async": {"type": "sql-set"},
+    "openstack": {"type": "openstack-boot"},
 }
 FAULT_STEPS = (PartitionStep, LinkStep, KillStep, PauseStep, StopStep, RestartStep, CrashAllStep)
 

@@ -61,11 +61,11 @@ def write(tmp_path: Path, text: str, name: str = "topo.yaml") -> Path:
         ),
         (
             GOOD.replace("galera", "mongodb"),
-            "{f}:2: system: unknown system 'mongodb', expected one of: galera, rabbitmq, mmm, mysql-async",
+            "{f}:2: system: unknown system 'mongodb', expected one of: galera, rabbitmq, mmm, mysql-async, openstack",
         ),
         (
             GOOD.replace("system: galera\n", ""),
-            "{f}:1: system: field required, expected one of: galera, rabbitmq, mmm, mysql-async",
+            "{f}:1: system: field required, expected one of: galera, rabbitmq, mmm, mysql-async, openstack",
         ),
         (
             GOOD + "settings:\n  suspect_timeout: soon\n",

@@ -64,6 +64,9 @@ class Position:
         return f"{self.uuid}:{self.seqno}"
 
 
+GCOMM_NAME_MAX = 32
+
+
 def parse_recovered_position(log_text: str) -> Position | None:
     """The last ``Recovered position: <uuid>:<seqno>`` line (seqno -1: nothing committed); None when the
     log has none (recovery failed or printed something else)."""
@@ -107,6 +110,13 @@ class GaleraCluster(ClusterSystem):
     data_dir: ClassVar[str] = SYSTEM.data_dir
     topology: GaleraTopology
 
+    @property
+    def cluster_name(self) -> str:
+        """``hh-<run id>``, cut to gcomm's limit (a group name is at most 32 bytes; a longer one makes every
+        joiner fail its handshake), keeping the run's random tail."""
+        name = f"hh-{self.run.id}"
+        return name if len(name) <= GCOMM_NAME_MAX else f"hh-{self.run.id[-(GCOMM_NAME_MAX - 3) :]}"
+
     def galera_cnf(self, node: Node) -> str:
         s = self.topology.settings
         peers = ",".join(n.ip for n in self.run.nodes)
@@ -132,7 +142,7 @@ innodb_flush_log_at_trx_commit={s.flush_log_at_trx_commit}
 innodb_flush_log_at_timeout={s.flush_log_at_timeout}
 max_connections=500
 wsrep_on=ON
-wsrep_cluster_name=hh-{self.run.id}
+wsrep_cluster_name={self.cluster_name}
 wsrep_cluster_address=gcomm://{peers}
 wsrep_node_address={node.ip}
 wsrep_node_name={node.name}

@@ -79,9 +79,9 @@ class MmmCluster(ProxiedMysqlCluster):
     def repl_links(self) -> list[Link]:
         """``nK-repl``: nK's replica connection to its source (the other master), through Toxiproxy."""
         out = []
-        for k, node in enumerate(self.run.nodes, start=1):
+        for node in self.run.nodes:
             source = self.peer(node)
-            port = listen_port(k, self.client_port) + REPL_PORT_OFFSET
+            port = listen_port(node.number, self.client_port) + REPL_PORT_OFFSET
             out.append(Link(f"{node.name}-repl", node.name, "repl", port, f"{source.ip}:{self.client_port}"))
         return out
 

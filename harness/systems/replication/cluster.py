@@ -85,8 +85,8 @@ class AsyncCluster(ProxiedMysqlCluster):
         """``nK-repl``: nK's replication connection to HAProxy's ``repl`` frontend, i.e. to whichever node
         is the source (n1's is unused until it is a replica)."""
         out = []
-        for k, node in enumerate(self.run.nodes, start=1):
-            port = listen_port(k, self.client_port) + REPL_PORT_OFFSET
+        for node in self.run.nodes:
+            port = listen_port(node.number, self.client_port) + REPL_PORT_OFFSET
             out.append(
                 Link(f"{node.name}-repl", node.name, "repl", port, f"{self.haproxy_ip}:{REPL_FRONT_PORT}")
             )
@@ -110,10 +110,10 @@ class AsyncCluster(ProxiedMysqlCluster):
     def manager_config(self) -> dict[str, Any]:
         s = self.topology.settings
         hosts = []
-        for k, node in enumerate(self.run.nodes, start=1):
+        for node in self.run.nodes:
             check_host, check_port = self.endpoint(node, "mysql")
             hosts.append({"name": node.name, "ip": node.ip, "check_host": check_host, "check_port": check_port,
-                          "repl_port": listen_port(k, self.client_port) + REPL_PORT_OFFSET})  # fmt: skip
+                          "repl_port": listen_port(node.number, self.client_port) + REPL_PORT_OFFSET})  # fmt: skip
         return {
             "hosts": hosts,
             "source": self.first_source.name,
