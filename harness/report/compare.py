@@ -204,7 +204,7 @@ def summarise(run: Path, result: Result | None = None) -> RunSummary:
     ch = result.children
     values: dict[str, float | None] = {}
     for key in ("lost", "duplicated"):
-        values[key] = next((_number(ch[c].figures.get(key)) for c in ("set", "queue") if c in ch
+        values[key] = next((_number(ch[c].figures.get(key)) for c in ("set", "queue", "boot") if c in ch
                             and _number(ch[c].figures.get(key)) is not None), None)  # fmt: skip
     avail = ch["availability"].figures if "availability" in ch else {}
     values["availability"] = _number(avail.get("availability"))

@@ -411,6 +411,19 @@ def test_a_replica_that_received_what_the_new_source_lacks_is_diverged_too() -> 
     assert only(actions, Promote).host == "n1"
 
 
+def test_a_source_rebuilt_by_a_dump_holds_the_old_domain_through_its_slave_position() -> None:
+    """A host rebuilt by the harness (dump, RESET MASTER) has the old source's domain only in gtid_slave_pos;
+    the manager checks both joined, so a replica holding that domain is repointed, not called diverged."""
+    state, actions, now = promoted({"n2": "1-1-12"})
+    now += 0.5
+    rebuilt = "2-2-4,1-1-12"  # gtid_binlog_pos 2-2-4 (written since), gtid_slave_pos 1-1-12 (from the dump)
+    checks = [up("n3", now, binlog="1-1-12,2-2-4", received="1-1-12,2-2-4", io="Connecting"),
+              source_up("n2", now, rebuilt)]  # fmt: skip
+    state, actions = step(state, [ok(only(actions, Route), now), *checks], now)
+    assert notes(actions, "diverged") == [] and state.diverged == {}
+    assert only(actions, Repoint) == Repoint(only(actions, Repoint).seq, "n3", "n2")
+
+
 # ---------------------------------------------------------------------------------------------- timeouts
 
 

@@ -296,3 +296,14 @@ def test_a_fault_never_recovered_from_reads_never() -> None:
     assert metric_text(cell, ttr) == "time to recover never"
     doc = json.loads(render(Comparison(["t"], ["s"], {("t", "s"): cell}), "json"))
     assert doc["cells"][0]["metrics"]["time_to_recover_s"]["median"] is None  # JSON has no infinity
+
+
+def test_an_openstack_boot_run_shows_its_lost_rows_and_duplicates(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "os" / "r1", topology="openstack-galera-rabbitmq", scenario="boot-db-partition")
+    doc = json.loads((run / "result.json").read_text())
+    doc["children"].pop("set")
+    doc["children"]["boot"] = {"valid": False, "figures": {"lost": 3, "duplicated": 2, "stuck": 1}}
+    (run / "result.json").write_text(json.dumps(doc))
+    cell = compare([tmp_path / "os"]).cells[("openstack-galera-rabbitmq", "boot-db-partition")]
+    assert cell.stats("lost")["median"] == 3.0  # type: ignore[index]
+    assert cell.stats("duplicated")["median"] == 2.0  # type: ignore[index]

@@ -158,7 +158,7 @@ class CheckResult:
     at: float
     message: str = "OK"
     read_only: int | None = None
-    binlog_pos: str = ""
+    binlog_pos: str = ""  # gtid_binlog_pos and gtid_slave_pos, joined: the newest GTID per domain it holds
     received: str = ""  # Gtid_IO_Pos
     io_running: str = ""
     sql_running: str = ""

@@ -8,7 +8,9 @@ docstring has the rules), copied next to this script with ``daemon_io.py``; this
 
 * **Checks**, one thread per host every ``check_period`` with ``check_timeout``: through the host's
   *client proxy* (as HAProxy reaches it, so a cut client link is a source the manager cannot see either),
-  ``read_only``, ``gtid_binlog_pos`` and ``SHOW SLAVE STATUS`` (``Gtid_IO_Pos``, the threads).
+  ``read_only``, ``gtid_binlog_pos`` with ``gtid_slave_pos`` (what the host holds: a host rebuilt by a dump
+  and ``RESET MASTER`` has the old source's domain only in its slave position) and ``SHOW SLAVE STATUS``
+  (``Gtid_IO_Pos``, the threads).
 * **Actions**: HAProxy's servers of the host in the ``writer`` and ``repl`` backends (``fence``: maintenance
   and sessions shut; ``route``: ready) run in the loop, in order; SQL actions go to the host's own worker thread: ``promote`` (``MASTER_GTID_WAIT`` on
   the received position within ``apply_timeout``, ``STOP SLAVE``, ``RESET SLAVE ALL``, semi-sync's source
@@ -94,8 +96,11 @@ class Manager:
             try:
                 conn = conn or self.connect(name)
                 with conn.cursor() as cur:
-                    cur.execute("SELECT @@read_only, @@gtid_binlog_pos")
-                    read_only, binlog = cur.fetchone()
+                    cur.execute("SELECT @@read_only, @@gtid_binlog_pos, @@gtid_slave_pos")
+                    read_only, binlog, applied = cur.fetchone()
+                    binlog = ",".join(
+                        p for p in (str(binlog or ""), str(applied or "")) if p
+                    )  # newest per domain
                     slave = io.slave_status(cur)
                 result = fs.CheckResult(
                     name, True, time.monotonic(), "OK", int(read_only), str(binlog or ""),
