@@ -45,7 +45,7 @@ from harness.model.scenario import Scenario, WorkloadSpec
 from harness.model.topology import TopologyBase
 from harness.systems.capabilities import DESCRIPTIONS, Capability
 from harness.systems.info import SystemInfo
-from harness.systems.registry import SYSTEMS, link_names
+from harness.systems.registry import SYSTEMS, link_names, mesh_parts
 from harness.workloads import WORKLOADS
 
 Loc = tuple[str | int, ...]
@@ -256,8 +256,9 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
 def _meshless_cut(topology: TopologyBase, planned: shapes.Partition) -> str | None:
     """The name of a part of a composite topology the partition cuts although its nodes have no peer
     mesh (MMM, async: replication goes through Toxiproxy), else None."""
+    meshed = mesh_parts(topology)
     for part in topology.parts():
-        if part is topology or SYSTEMS[part.system].has(Capability.PEER_MESH):
+        if part is topology or part.node_names in meshed:
             continue
         members = set(part.node_names)
         if any(src in members and dst in members for src, dst in planned.cuts):

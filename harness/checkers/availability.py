@@ -7,9 +7,10 @@ Definitions (time in bins of ``bin_ms``, default 100 ms, aligned to run start):
   to its completion; one never completed is pending until the last write activity.
 * A bin is *offered* when some write was pending during it (bins where nobody tried to write don't count),
   or some *demand* op was: an op whose f is in ``demand_fs`` (default ``connect``, and openstack-boot's
-  ``insert``, the row a request writes before its cast). A client that cannot even connect wants to write, so its reconnect attempts make the bins they span offered — a failover
-  spent reconnecting is an outage, not idle time — but a demand op never makes a bin available, and its
-  ``fail``/``info`` completions count for ``time_to_detect``.
+  ``insert``, the row a request writes before its cast). A client that cannot even connect wants to
+  write, so its reconnect attempts make the bins they span offered — a failover spent reconnecting is an
+  outage, not idle time — but a demand op never makes a bin available, and its ``fail``/``info``
+  completions count for ``time_to_detect``.
 * A bin is *available* when some write completed ``ok`` in it, or a write invoked in it completed ``ok``
   within one bin length (so a normal write straddling a bin edge doesn't make the first bin look down).
 * *Unavailable* = offered and not available.

@@ -136,7 +136,6 @@ def check_boot(history: History, ctx: CheckContext) -> Result:
     orphans = {
         i for i, (state, _n) in final.items() if state == BUILDING and i not in accepted and i in inserts
     }
-    without_row = rowless
     duplicated = {i for i, times in activations.items() if len(times) > 1}
     duplicated |= {i for i, (_state, n) in final.items() if n > 1}
     unexpected = final.keys() - inserts.keys()
@@ -145,7 +144,7 @@ def check_boot(history: History, ctx: CheckContext) -> Result:
         "lost": len(lost),
         "stuck": len(stuck),
         "orphan_rows": len(orphans),
-        "messages_without_row": len(without_row),
+        "messages_without_row": len(rowless),
         "duplicated": len(duplicated),
         "unexpected": len(unexpected),
         "active": sum(1 for state, _n in final.values() if state == ACTIVE),
@@ -154,7 +153,7 @@ def check_boot(history: History, ctx: CheckContext) -> Result:
         "latency_max_s": _quantile(latencies, 1.0),
         **totals,
     }
-    named = {"lost": lost, "stuck": stuck, "orphan_rows": orphans, "messages_without_row": without_row,
+    named = {"lost": lost, "stuck": stuck, "orphan_rows": orphans, "messages_without_row": rowless,
              "duplicated": duplicated, "unexpected": unexpected}  # fmt: skip
     details = {f"{k}_ids": _ids(v, o.max_ranges) for k, v in named.items() if v}
     bad = [k for k in ("lost", "stuck", "unexpected") if named[k]]

@@ -28,7 +28,12 @@ class Node:
     @property
     def number(self) -> int:
         """K of ``nK``: its address is ``.(10+K)``, its proxies listen on ``10000 + 1000*K + …``."""
-        return int(self.name.removeprefix("n"))
+        return node_number(self.name)
+
+
+def node_number(name: str) -> int:
+    """K of the node name ``nK``."""
+    return int(name.removeprefix("n"))
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class Run:
     @property
     def nodes(self) -> list[Node]:
         return [
-            Node(name, self.ip(10 + int(name.removeprefix("n"))), f"hh-{self.id}-{name}")
+            Node(name, self.ip(10 + node_number(name)), f"hh-{self.id}-{name}")
             for name in self.topology.node_names
         ]
 

@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from harness.model.history import HistoryWriter
+from harness.model.history import HistoryWriter, Op
 from harness.runtime.run import Node
 from harness.workloads.base import Workload
 
@@ -265,12 +265,17 @@ class AmqpQueue(Workload):
         return session, None
 
     def enqueue(self, session: _Session, history: HistoryWriter, process: int, node: Node) -> None:
+        msg_id = self.next_id()
+        self.publish(session, history, history.invoke(process, "enqueue", msg_id, node=node.name), msg_id)
+
+    def publish(self, session: _Session, history: HistoryWriter, op: Op, msg_id: int) -> str:
+        """Publish ``msg_id`` (persistent, mandatory) and wait for its confirm, completing ``op``: ``ok`` on
+        the confirm, ``fail`` when the broker nacked it or returned it unroutable, ``info`` on a timeout or a
+        connection or channel lost after sending (the session is then abandoned). Returns the op's type."""
         import pika  # type: ignore[import-untyped]
 
         channel = session.channel
         assert channel is not None
-        msg_id = self.next_id()
-        op = history.invoke(process, "enqueue", msg_id, node=node.name)
         try:
             with session.deadline():
                 channel.basic_publish(
@@ -282,14 +287,17 @@ class AmqpQueue(Workload):
                 )
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
             history.fail(op, _describe(exc))
+            return "fail"
         except _Timeout as exc:
             history.info(op, f"timeout: {exc}")
             session.abandon()
+            return "info"
         except Exception as exc:  # connection or channel lost after sending: unknown
             history.info(op, _describe(exc))
             session.abandon()
-        else:
-            history.ok(op)
+            return "info"
+        history.ok(op)
+        return "ok"
 
     def dequeue(self, session: _Session, history: HistoryWriter, process: int, node: Node) -> None:
         import pika  # type: ignore[import-untyped]

@@ -37,7 +37,7 @@ from harness.model.history import HistoryWriter
 from harness.model.scenario import WorkloadSpec
 from harness.runtime.run import Node
 from harness.systems.base import ClusterSystem
-from harness.workloads.amqp_queue import QUEUE, AmqpQueue, _describe, _Session, _Timeout
+from harness.workloads.amqp_queue import QUEUE, AmqpQueue, _describe, _Session
 from harness.workloads.base import Workload
 from harness.workloads.sql_common import (
     Outcome,
@@ -213,34 +213,14 @@ class OpenstackBoot(Workload):
         cur.execute(f"INSERT INTO {TABLE} (id, state, activations) VALUES (%s, 'BUILDING', 0)", (request,))
 
     def cast(self, me: _Client, request: int, history: HistoryWriter, process: int) -> bool:
-        """Publish the request to the compute queue with a confirm; True when the op ended ``info``."""
-        import pika  # type: ignore[import-untyped]
-
+        """Publish the request to the compute queue with a confirm (``AmqpQueue.publish``; ``fail`` without
+        a broker connection: nothing was sent); True when the op ended ``info``."""
         session, error = me.broker(history, process)
         op = history.invoke(process, "cast", request, me.mq_node.name)
         if session is None:
             history.fail(op, f"not connected: {error}")
             return False
-        channel = session.channel
-        assert channel is not None
-        try:
-            with session.deadline():
-                channel.basic_publish(exchange="", routing_key=QUEUE, body=str(request).encode("ascii"),
-                                      properties=pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent),
-                                      mandatory=True)  # fmt: skip
-        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
-            history.fail(op, _describe(exc))
-            return False
-        except _Timeout as exc:
-            history.info(op, f"timeout: {exc}")
-            me.drop_broker()
-            return True
-        except Exception as exc:  # lost after sending: unknown
-            history.info(op, _describe(exc))
-            me.drop_broker()
-            return True
-        history.ok(op)
-        return False
+        return self.queue.publish(session, history, op, request) == "info"
 
     # -- the compute service ----------------------------------------------------------------------
     def compute(self, worker: int, history: HistoryWriter, stop: threading.Event) -> None:

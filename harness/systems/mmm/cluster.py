@@ -89,7 +89,7 @@ class MmmCluster(ProxiedMysqlCluster):
     @staticmethod
     def cnf_extra(node: Node) -> str:
         """MMM's standard: each master takes every other auto-increment value (offset K)."""
-        return f"auto_increment_increment=2\nauto_increment_offset={node.name.removeprefix('n')}\n"
+        return f"auto_increment_increment=2\nauto_increment_offset={node.number}\n"
 
     def monitor_config(self) -> dict[str, Any]:
         timers = ("check_period", "trap_period", "timeout", "max_backlog", "auto_set_online", "rep_grace",
