@@ -64,6 +64,23 @@ HEARTBEAT_DDL = (
 )
 
 
+def carry_binlog_state(conn: Any) -> str:
+    """Reset a node's binlog (its own errant GTIDs go with it) while keeping its GTID sequence numbers
+    where the rest of the cluster has them: the binlog state becomes the replication position a dump just
+    set (``gtid_slave_pos``), so the node's next own transaction continues its domain's numbering instead
+    of restarting at 1, which a replica later pointed at it would skip as already applied. Closes ``conn``.
+
+    The position is read first and set as a literal: ``SET GLOBAL gtid_binlog_state=@@gtid_slave_pos``
+    deadlocks MariaDB 10.11 (every later connection hangs), seen here."""
+    with contextlib.closing(conn), conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.gtid_slave_pos")
+        position = str(cur.fetchone()[0] or "")
+        cur.execute("RESET MASTER")
+        if position:
+            cur.execute("SET GLOBAL gtid_binlog_state = %s", (position,))
+    return position
+
+
 def setup_sql(admin: str, repl: str, client: str) -> tuple[str, ...]:
     """On each node before replication starts, kept out of the binlog: pt-heartbeat's table, the
     admin's and replication's accounts, and the clients' account with the run's password (last: the

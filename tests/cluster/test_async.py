@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from harness.model.history import read_events
 from harness.model.scenario import load_scenario
 from harness.runner import RunOutcome, run_scenarios
@@ -36,14 +34,6 @@ def acknowledged_not_on(outcome: RunOutcome, node: str) -> tuple[set[int], set[i
     return acked, set(final["value"])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known intermittent bug: a node rebuilt by the harness (dump, RESET MASTER) starts its own GTID "
-    "domain's sequence numbers again at 1; when a later reused scenario promotes it, the old source repointed to "
-    "it asks for its domain from a sequence number the new source's binlog never reaches, and replicates "
-    "nothing (875 rows missing on n1 in one run). The manager now reads gtid_slave_pos beside gtid_binlog_pos, "
-    "which fixed the other face (the other replica called diverged)",
-)
 def test_async_failover_loses_unshipped_writes_and_heals(runtime, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     names = ["kill-source-unshipped", "kill-primary", "isolate-source"]
     outcomes = run_scenarios(

@@ -54,6 +54,7 @@ from harness.systems.mysql_replicated import (
     REPL_PORT_OFFSET,
     REPL_USER,
     ProxiedMysqlCluster,
+    carry_binlog_state,
 )
 from harness.systems.replication import SYSTEM
 from harness.systems.replication.settings import AsyncTopology
@@ -267,9 +268,8 @@ class AsyncCluster(ProxiedMysqlCluster):
         done = self.runtime.exec(node.container, ["bash", "-c", script], timeout=60)
         if done.exit_code != 0:
             raise InfraError(f"rebuild of {node.name} from {source.name} failed: {done.output[-300:]}")
-        with contextlib.closing(self.connect(node, timeout=10.0)) as conn, conn.cursor() as cur:
-            cur.execute("RESET MASTER")  # its own errant GTIDs go with the binlog; gtid_slave_pos stays
-        log.info(f"  mysql-async: {node.name} rebuilt from {source.name}")
+        state = carry_binlog_state(self.connect(node, timeout=10.0))
+        log.info(f"  mysql-async: {node.name} rebuilt from {source.name} (binlog state {state or 'empty'})")
 
     # -- observation ------------------------------------------------------------------------------
     def manager_state(self, *, timeout: float = 2.0) -> dict[str, Any]:
