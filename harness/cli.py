@@ -646,7 +646,17 @@ def fault_step(args: argparse.Namespace) -> Any:
     if args.fault == "power-loss":
         return parse_step({"power_loss": {"target": args.target, "window": args.window}}, "fault power-loss")
     if args.fault == "clock":
-        return parse_step({"clock": {"target": args.target, "bump": args.bump}}, "fault clock")
+        clock: dict[str, Any] = {"target": args.target}
+        if args.bump is not None:
+            clock["bump"] = args.bump
+        elif args.drift is not None:
+            clock["drift"] = args.drift
+        else:
+            delta, _, period = args.strobe.partition(":")
+            clock["strobe"] = {"delta": delta, "period": period or None}
+        return parse_step({"clock": clock}, "fault clock")
+    if args.fault == "wipe":
+        return parse_step({"wipe": {"target": args.target, "return": not args.no_return}}, "fault wipe")
     if args.fault == "disk":
         disk: dict[str, Any] = {"target": args.target, "kind": args.kind}
         if args.ops:
@@ -824,9 +834,17 @@ def build_parser() -> argparse.ArgumentParser:
     f = faults.add_parser("power-loss", help="SIGKILL and drop un-fsynced writes (storage: lazyfs)")
     f.add_argument("target", nargs="?", default="all", metavar="NODE|ROLE|all")
     f.add_argument("--window", default="0s", metavar="DURATION", help="each node within this window")
-    f = faults.add_parser("clock", help="jump a node's wall clock (clock: faketime); heal sets it true")
+    f = faults.add_parser("clock", help="jump, drift or strobe a node's wall clock (clock: faketime); heal "
+                          "sets it true")  # fmt: skip
     f.add_argument("target", metavar="NODE|ROLE|all")
-    f.add_argument("--bump", required=True, metavar="DURATION", help="signed, e.g. --bump=-30s or --bump 5s")
+    modes = f.add_mutually_exclusive_group(required=True)
+    modes.add_argument("--bump", metavar="DURATION", help="signed, e.g. --bump=-30s or --bump 5s")
+    modes.add_argument("--drift", type=float, metavar="RATE", help="extra seconds per second, e.g. 0.01")
+    modes.add_argument("--strobe", metavar="DELTA:PERIOD", help="jump DELTA forward and back every PERIOD")
+    f = faults.add_parser("wipe", help="a node lost with its disk: back empty and re-seeded (or not, "
+                          "until heal)")  # fmt: skip
+    f.add_argument("target", nargs="?", default="primary", metavar="NODE|ROLE")
+    f.add_argument("--no-return", action="store_true", help="stay down until `harness heal`")
     f = faults.add_parser("disk", help="a faulty disk under a node's data (storage: lazyfs); heal clears it")
     f.add_argument("target", metavar="NODE|ROLE|all")
     f.add_argument("--kind", choices=["eio", "enospc", "slow"], required=True)

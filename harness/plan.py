@@ -39,6 +39,7 @@ from harness.model.faults import (
     StartStep,
     StepBase,
     StopStep,
+    WipeStep,
 )
 from harness.model.loading import SpecError, line_of, read_yaml
 from harness.model.scenario import Scenario, WorkloadSpec
@@ -220,9 +221,13 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
                     continue  # …and holds nothing once it returns
             else:
                 claims = {("process", n) for n in nodes}
-        elif isinstance(step, ClockStep | PowerLossStep | DiskStep):
-            # faults that need a layer the topology opts into: libfaketime, or the harness's storage
-            if isinstance(step, ClockStep):
+        elif isinstance(step, ClockStep | PowerLossStep | DiskStep | WipeStep):
+            # faults that need a layer the topology opts into (libfaketime, the harness's storage) or a way
+            # of the system's to re-seed a node
+            if isinstance(step, WipeStep):
+                if not (needs(loc, step, Capability.PROCESSES) and needs(loc, step, Capability.RESEED)):
+                    continue
+            elif isinstance(step, ClockStep):
                 if topology.clock != "faketime":
                     problems.add(loc, f"clock needs the nodes under libfaketime: add `clock: faketime` to "
                                       f"topology {topology.name} (it has clock: real)")  # fmt: skip
@@ -239,6 +244,9 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
                 continue
             concrete = nodes if step.target == "all" else [step.target] if step.target in nodes else []
             claims = {(step.mechanism, n) for n in concrete}
+            if isinstance(step, WipeStep) and step.wipe.return_:
+                _conflicts(problems, loc, claims, held)  # must not be down already; back when it ends
+                continue
         elif isinstance(step, HealStep):
             if step.heal == "all":
                 held.clear()

@@ -254,12 +254,17 @@ class Phases:
 
 
 def _save_logs(system: ClusterSystem, directory: Path) -> None:
-    """Every container of the run: nodes (``n1.log``) and helpers (``toxiproxy.log``, ``monitor.log``…)."""
+    """Every container of the run: nodes (``n1.log``) and helpers (``toxiproxy.log``, ``monitor.log``…),
+    and a wiped node's log up to the wipe (``n1-1-before-wipe.log``)."""
     directory.mkdir(parents=True, exist_ok=True)
     prefix = f"hh-{system.run.id}-"
     for container in system.runtime.containers(system.run.id):
         name = container.name.removeprefix(prefix)
         (directory / f"{name}.log").write_text(system.runtime.logs(container.name, tail=2000))
+    wiped = system.wiped_logs()  # containers removed with their disk (a `wipe`): their logs until then
+    for path in sorted(wiped.glob("*.log")) if wiped.is_dir() else []:
+        (directory / f"{path.stem}-before-wipe.log").write_text(path.read_text())
+        path.unlink()  # moved: the next scenario on a reused cluster has its own
 
 
 def check_report(out: Path, *, write: bool = True, stored: StoredRun | None = None) -> Result:

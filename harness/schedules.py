@@ -59,6 +59,7 @@ from harness.model.faults import (
     StepBase,
     StopStep,
     WaitStep,
+    WipeStep,
     parse_step,
     step_to_yaml,
 )
@@ -84,7 +85,19 @@ __all__ = [
 ]
 
 # simplest first: hypothesis shrinks a one_of towards its first alternatives
-FAULTS = ("kill", "pause", "stop", "restart", "partition", "link", "crash_all", "power_loss", "disk", "clock")
+FAULTS = (
+    "kill",
+    "pause",
+    "stop",
+    "restart",
+    "partition",
+    "link",
+    "crash_all",
+    "power_loss",
+    "disk",
+    "clock",
+    "wipe",
+)
 LINK_KINDS = ("down", "latency", "stall", "timeout", "reset_peer", "bandwidth", "slow_close", "limit_data",
               "slicer")  # fmt: skip
 assert set(LINK_KINDS) == set(LINK_FAULTS)
@@ -136,6 +149,8 @@ def _allows(info: SystemInfo, topology: TopologyBase, kind: str) -> bool:
         return info.has(Capability.PROCESSES) and topology.storage == "lazyfs"
     if kind == "clock":  # the nodes under libfaketime (clock: faketime)
         return topology.clock == "faketime"
+    if kind == "wipe":  # a node back empty needs another to be seeded from
+        return info.has(Capability.PROCESSES) and info.has(Capability.RESEED) and n >= 2
     return info.has(Capability.PROCESSES)  # restart, crash_all
 
 
@@ -287,6 +302,7 @@ def faults(topology: TopologyBase, *, kinds: Collection[str] | None = None) -> s
         ),
         "disk": _disks(nodes),
         "clock": _clocks(nodes),
+        "wipe": st.sampled_from(targets or nodes).map(lambda t: _step({"wipe": t})),
     }
     return st.one_of([by_kind[k] for k in chosen])
 
@@ -330,7 +346,7 @@ class _State:
             return not self.of("partition") and not (role and procs)
         if isinstance(step, LinkStep):
             return _link_claim(step) not in {a.target for a in self.of("link")}
-        if isinstance(step, RestartStep):
+        if isinstance(step, RestartStep | WipeStep):
             return not self.active
         if isinstance(step, ClockStep):
             return step.target not in {a.target for a in self.of("clock")}
@@ -359,8 +375,8 @@ class _State:
         if isinstance(step, CrashAllStep) or (isinstance(step, PowerLossStep) and step.target == "all"):
             self.active[token] = _Active("process", "*", token)
             return StartStep(start="all")
-        if isinstance(step, RestartStep):
-            return None
+        if isinstance(step, RestartStep | WipeStep):
+            return None  # back by itself (a wipe here always returns: `return: true`)
         assert isinstance(step, KillStep | StopStep | PauseStep | PowerLossStep)
         target = step.target if step.target in self.nodes else "*"
         freezer = isinstance(step, PauseStep)

@@ -25,6 +25,7 @@ from harness.faults.link import LinkFaultKind, link_fault_from_dict
 from harness.faults.network import PartitionFaults
 from harness.faults.process import ProcessFaults
 from harness.faults.storage import StorageFaults
+from harness.faults.wipe import WipeFaults
 from harness.model.clock import RunClock
 from harness.model.eventlog import EventLog
 from harness.model.faults import (
@@ -54,9 +55,10 @@ __all__ = ["FAULT_KINDS", "GROUP_TARGETS", "ROLE_TARGETS", "FaultConflict", "Nem
 
 log = logging.getLogger(__name__)
 
-# In heal order: a disk is healthy again before the process heal starts a node that died of it.
+# In heal order: a disk is healthy again before the process heal starts a node that died of it, and a
+# wiped node returns last, onto a cluster whose network and processes are whole again.
 FAULT_KINDS: tuple[type[FaultKind], ...] = (PartitionFaults, LinkFaultKind, ClockFaults, StorageFaults,
-                                             ProcessFaults)  # fmt: skip
+                                             ProcessFaults, WipeFaults)  # fmt: skip
 
 
 class Nemesis:
@@ -180,6 +182,9 @@ class Nemesis:
     ) -> Event:
         doc = {"target": target, "kind": kind, "ops": list(ops), "latency_ms": latency_ms}
         return self.apply({"disk": doc})[0]
+
+    def wipe(self, target: str | Sequence[str] = "primary", *, returns: bool = True) -> Event:
+        return self.apply({"wipe": {"target": _one(target), "return": returns}})[0]
 
     def kill(self, target: str | Sequence[str] = "primary") -> Event:
         return self.apply(KillStep(kill=_one(target)))[0]

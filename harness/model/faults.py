@@ -9,6 +9,8 @@ A scenario step is written with exactly one key, the step's kind::
     - kill: primary                          # pause / resume / stop / start / restart likewise
     - crash_all: {window: 1s}
     - power_loss: all                        # or {target: n1, window: 1s}; needs storage: lazyfs
+    - wipe: n1                               # its disk replaced: back empty, re-seeded; or
+                                             # {target: n1, return: false}: down until the heal
     - disk: {target: n2, kind: eio, ops: [fsync]}   # eio / enospc / slow (latency_ms); storage: lazyfs
     - clock: {target: n1, bump: -30s}        # or drift: 0.01 / strobe: {delta: 5s, period: 200ms};
                                              # needs clock: faketime
@@ -410,6 +412,36 @@ class PowerLossStep(StepBase):
         return {(self.mechanism, self.target)}
 
 
+class WipeOptions(StrictModel):
+    target: Target = Field(description="a node or a role")
+    return_: bool = Field(default=True, alias="return",
+                          description="back at once (empty, re-seeded); false: down until `heal: all`")  # fmt: skip
+
+    model_config = StrictModel.model_config | {"populate_by_name": True}
+
+
+class WipeStep(StepBase):
+    """A node lost with its disk: killed, its data directory gone; it returns with the image's empty one
+    and is re-seeded the way the system does it (Galera's state transfer, an operator's dump for MMM and
+    async replication), at once or, with ``return: false``, at the heal."""
+
+    kind: ClassVar[str] = "wipe"
+    mechanism: ClassVar[str] = "process"
+    wipe: WipeOptions
+
+    @field_validator("wipe", mode="before")
+    @classmethod
+    def _target_alone(cls, value: Any) -> Any:
+        return {"target": value} if isinstance(value, str) else value  # `wipe: n1`
+
+    @property
+    def target(self) -> str:
+        return self.wipe.target
+
+    def claims(self) -> set[Claim]:
+        return {(self.mechanism, self.target)}
+
+
 DiskOp = Literal["write", "fsync", "read", "create"]  # harness.storage.lazyfs.FAULT_OPS
 
 
@@ -534,6 +566,7 @@ STEPS: dict[str, type[StepBase]] = {
         PowerLossStep,
         DiskStep,
         ClockStep,
+        WipeStep,
     )
 }
 Step = _tagged("key", STEPS, "a step has exactly one of")

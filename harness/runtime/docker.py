@@ -193,6 +193,15 @@ class DockerRuntime:
     def start(self, name: str) -> None:
         self.api.start(name)
 
+    def remove(self, name: str) -> None:
+        try:
+            container = self.client.containers.get(name)
+        except docker.errors.NotFound:
+            return
+        _, error = self._remove_container(container)
+        if error:
+            raise InfraError(f"cannot remove container {error}")
+
     # -- labelled resources -----------------------------------------------------------------------
     def containers(self, run_id: str | None = None) -> list[Resource]:
         return [Resource("container", c.name, dict(c.labels), c.status) for c in self._containers(run_id)]

@@ -146,6 +146,10 @@ class FakeRuntime:
         if c.status != "running":
             c.status, c.pid, c.started_at = "running", next(self._pids), time.time()
 
+    def remove(self, name: str) -> None:
+        self._call("remove", name)
+        self.containers_by_name.pop(name, None)
+
     def containers(self, run_id: str | None = None) -> list[Resource]:
         return [Resource("container", n, dict(c.spec.labels), c.status)
                 for n, c in list(self.containers_by_name.items()) if self._mine(c.spec.labels, run_id)]  # fmt: skip

@@ -97,6 +97,17 @@ class NodeStorage:
         mount.proc = None
         return self.mountpoint
 
+    def replace_disk(self, seed: Callable[[Path], None]) -> None:
+        """A new disk under the node (its process must be dead): everything on the mount deleted, then
+        ``seed(mountpoint)`` writes the image's data directory afresh, made durable at once."""
+        for child in self.mountpoint.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        seed(self.mountpoint)
+        self.sync()
+
     def command(self, cmd: str) -> str:
         try:
             return command(self.control, cmd)

@@ -158,6 +158,36 @@ class ClusterSystem(ABC):
         wait_until(check, timeout=timeout, interval=0.2, max_interval=1.0,
                    what=f"every {self.name} node healthy again", details=self.logs_of_all)  # fmt: skip
 
+    # -- a node lost with its disk ------------------------------------------------------------------
+    def wiped_logs(self) -> Path:
+        """Where the logs of nodes' containers removed with their disks are kept (``<node>-<k>.log``)."""
+        return run_dir(self.run.id) / "wiped-logs"
+
+    def lose_disk(self, node: Node) -> None:
+        """The node dies with its data directory: its container's log kept, the container removed with
+        SIGKILL (the data directory lived in it), and on the harness's storage the disk emptied."""
+        keep = self.wiped_logs()
+        keep.mkdir(parents=True, exist_ok=True)
+        k = len(list(keep.glob(f"{node.name}-*.log"))) + 1
+        (keep / f"{node.name}-{k}.log").write_text(self.runtime.logs(node.container, tail=2000))
+        self.runtime.remove(node.container)
+        if self.lazy_storage:
+            path = self.data_dir
+            self.storage(node).replace_disk(
+                lambda dest: self.runtime.copy_from_image(self.run.image, path, str(dest))
+            )
+
+    def return_empty(self, node: Node) -> None:
+        """The node's container again, from its spec and the image's data directory, then ``reseed``."""
+        self.runtime.run(self.container_spec(node))
+        self.reseed(node)
+
+    def reseed(self, node: Node) -> None:
+        """Bring a node back into the cluster after it returned with an empty data directory. The default
+        does nothing: the system's own state transfer does it (Galera's SST when the node joins). A system
+        that needs an operator records what it does as an action (``events.action``)."""
+        return None
+
     # -- helpers ----------------------------------------------------------------------------------
     def start_nodes(self, nodes: list[Node], *, bootstrap: Node | None = None) -> None:
         specs = [self.container_spec(n, bootstrap=n == bootstrap) for n in nodes]

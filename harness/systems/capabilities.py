@@ -19,6 +19,7 @@ class Capability(StrEnum):
     PEER_MESH = "peer-mesh"  # nodes talk to each other directly: iptables partitions can cut them
     REPLICATION_LINKS = "replication-links"  # replica → source connections through their own proxies
     PROCESSES = "processes"  # nodes are processes that can be killed, paused, stopped and started
+    RESEED = "reseed"  # a node back with an empty data directory is seeded again (state transfer, a dump)
     DB_AND_BROKER = "db-and-broker"  # a database cluster and a broker in one run (an OpenStack control plane)
 
 
@@ -30,5 +31,6 @@ DESCRIPTIONS: dict[Capability, str] = {
     Capability.PEER_MESH: "a peer mesh to partition",
     Capability.REPLICATION_LINKS: "proxied replication links",
     Capability.PROCESSES: "node processes",
+    Capability.RESEED: "a way to re-seed a node that lost its data",
     Capability.DB_AND_BROKER: "a database and a message broker in one run (system: openstack)",
 }

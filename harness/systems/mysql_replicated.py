@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import shlex
 import shutil
 import threading
 import time
@@ -31,6 +33,8 @@ from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
 from harness.systems.base import ClusterSystem
 from harness.systems.mysql import DATABASE, IMAGE_PASSWORD, USER, storage_cnf
+
+log = logging.getLogger(__name__)
 
 ADMIN_USER = "mmm_agent"
 REPL_USER = "repl"
@@ -64,21 +68,23 @@ HEARTBEAT_DDL = (
 )
 
 
-def carry_binlog_state(conn: Any) -> str:
-    """Reset a node's binlog (its own errant GTIDs go with it) while keeping its GTID sequence numbers
-    where the rest of the cluster has them: the binlog state becomes the replication position a dump just
-    set (``gtid_slave_pos``), so the node's next own transaction continues its domain's numbering instead
-    of restarting at 1, which a replica later pointed at it would skip as already applied. Closes ``conn``.
+def seed_script(source_ip: str, admin_password: str) -> str:
+    """The shell, run in a node's container, that seeds its MariaDB from ``source_ip``: ``mariadb-dump
+    --gtid`` of the database (dropped and recreated; ``gtid_slave_pos`` set to the source's position) loaded
+    as root over the socket and out of the binlog, then the binlog reset (the node's own errant GTIDs go
+    with it) to a state of exactly that position, so the node's next own transaction continues its
+    domain's numbering instead of restarting at 1, which a replica later pointed at it would skip as
+    applied. Prints ``binlog_state=<position>`` last.
 
     The position is read first and set as a literal: ``SET GLOBAL gtid_binlog_state=@@gtid_slave_pos``
     deadlocks MariaDB 10.11 (every later connection hangs), seen here."""
-    with contextlib.closing(conn), conn.cursor() as cur:
-        cur.execute("SELECT @@GLOBAL.gtid_slave_pos")
-        position = str(cur.fetchone()[0] or "")
-        cur.execute("RESET MASTER")
-        if position:
-            cur.execute("SET GLOBAL gtid_binlog_state = %s", (position,))
-    return position
+    login = f"-u{ADMIN_USER} -p{shlex.quote(admin_password)}"
+    return (
+        f"set -o pipefail; mariadb-dump -h {source_ip} {login} --gtid --master-data=1 --single-transaction "
+        f"--add-drop-database --databases {DATABASE} | mariadb --init-command='SET SESSION sql_log_bin=0' && "
+        "pos=$(mariadb -N -B -e 'SELECT @@GLOBAL.gtid_slave_pos') && "
+        'mariadb -e "RESET MASTER; SET GLOBAL gtid_binlog_state=\'$pos\'" && echo "binlog_state=$pos"'
+    )
 
 
 def setup_sql(admin: str, repl: str, client: str) -> tuple[str, ...]:
@@ -312,6 +318,34 @@ exec mariadbd --defaults-extra-file=/etc/harness/{cnf_name} --user=mysql
         command = ["python3", "-u", f"{mount_at}/{script}", f"{mount_at}/{daemon}.json"]
         return self.helper_spec(daemon, host, command, mount, user=f"{os.getuid()}:{os.getgid()}")
 
+    def seed_from(self, node: Node, source: Node) -> str:
+        """Load ``source``'s data into ``node`` (``seed_script``); returns the binlog state ``node`` now has."""
+        script = seed_script(source.ip, self.run.credential("admin"))
+        done = self.runtime.exec(node.container, ["bash", "-c", script], timeout=120)
+        if done.exit_code != 0 or "binlog_state=" not in done.output:
+            raise InfraError(f"seeding {node.name} from {source.name} failed: {done.output[-300:]}")
+        return done.output.rsplit("binlog_state=", 1)[1].strip()
+
+    def seed_empty(self, node: Node, source: Node) -> str:
+        """A node back with the image's data directory (a ``wipe``): once its server answers on its socket,
+        seeded from ``source``, then given the run's accounts — last, since until then neither the
+        monitor/manager nor a peer's replication can log in and act on a half-loaded node. Returns the
+        binlog state it was given."""
+        timeout = self.topology.timeouts.startup
+
+        def answers() -> bool:
+            done = self.runtime.exec(node.container, ["mariadb", "-e", "SELECT 1"], timeout=5)
+            if done.exit_code != 0:
+                raise RuntimeError(done.output.strip()[-200:])
+            return True
+
+        wait_until(answers, timeout=timeout, interval=0.1, max_interval=0.5,
+                   what=f"{node.name} answering on its socket", details=self.logs_of_all)  # fmt: skip
+        state = self.seed_from(node, source)
+        wait_until(partial(self._setup_users, node), timeout=timeout, interval=0.1, max_interval=0.5,
+                   what=f"{node.name}'s accounts", details=self.logs_of_all)  # fmt: skip
+        return state
+
     def prepare_nodes(self, left: Callable[[], float]) -> None:
         """Start every node, wait until each answers and has its accounts, then create the replication
         links (``repl_links``)."""
@@ -333,15 +367,25 @@ exec mariadbd --defaults-extra-file=/etc/harness/{cnf_name} --user=mysql
                 "database": DATABASE, "table": HEARTBEAT_TABLE, "interval": HEARTBEAT_INTERVAL}  # fmt: skip
 
     def replicate(self, node: Node, gtid: str) -> None:
-        """``CHANGE MASTER`` through the node's ``nK-repl`` link (``MASTER_USE_GTID=<gtid>``), then start it."""
+        """``CHANGE MASTER`` through the node's ``nK-repl`` link (``MASTER_USE_GTID=<gtid>``), then start it.
+        The async manager, started before, may repoint the node the same way at the same moment: its
+        running slave then refuses this (error 1198), which is left to it (callers wait until replicating)."""
+        import pymysql
+
         link = next(link for link in self.repl_links() if link.node == node.name)
         with contextlib.closing(self.connect(node)) as conn, conn.cursor() as cur:
-            cur.execute(
-                "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
-                f"MASTER_USE_GTID={gtid}, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
-                (toxiproxy_ip(self.run), link.listen_port, REPL_USER, self.run.credential("repl")),
-            )
-            cur.execute("START SLAVE")
+            try:
+                cur.execute("STOP SLAVE")
+                cur.execute(
+                    "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+                    f"MASTER_USE_GTID={gtid}, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
+                    (toxiproxy_ip(self.run), link.listen_port, REPL_USER, self.run.credential("repl")),
+                )
+                cur.execute("START SLAVE")
+            except pymysql.err.OperationalError as exc:
+                if exc.args[0] != 1198:
+                    raise
+                log.info(f"  {node.name}: repointed by the manager meanwhile")
 
     def writer_serves(self) -> str:
         """The hostname of the node the writer frontend reaches now."""

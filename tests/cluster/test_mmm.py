@@ -235,3 +235,41 @@ def test_writer_killed_moves_then_old_writer_rejoins_as_standby(
     slave = system.slave_status(n1)
     assert (slave["Slave_IO_Running"], slave["Slave_SQL_Running"]) == ("Yes", "Yes")
     wait_until(lambda: has_row(system, n1, row), timeout=10, what="n1 replicates what n2 took as writer")
+
+
+def test_writer_wiped_loses_what_only_it_had_and_returns_seeded(
+    mmm: tuple[Run, MmmCluster], nemesis: Nemesis
+) -> None:
+    """After the kill above n2 is the writer. Its replication to n1 cut, rows it takes exist on its disk
+    alone; then it is lost with that disk (`wipe`). The writer moves to n1, n2 returns empty and is
+    seeded from n1 by the harness (an operator's dump): the cut-off rows are gone from both masters, the
+    rest is on both, and replication runs both ways again — n2's own later writes reach n1."""
+    run, system = mmm
+    n1, n2 = run.nodes
+    assert system.primary() == n2
+    before = write_row(system)
+    wait_until(lambda: has_row(system, n1, before), timeout=10, what="n1 has the row written before the cut")
+    nemesis.link("n1-repl", {"kind": "down"})
+    alone = [write_row(system) for _ in range(5)]
+    assert all(has_row(system, n2, row) and not has_row(system, n1, row) for row in alone)
+
+    event = nemesis.wipe("writer")
+    assert tuple(event.target) == ("n2",) and event.end is not None
+    assert (system.wiped_logs() / "n2-1.log").exists()
+    reseed = next(e for e in nemesis.events.closed if e.name == "operator-reseed")
+    assert reseed.target == "n2" and reseed.detail["by"] == "harness" and reseed.detail["source"] == "n1"
+    assert system.primary() == n1  # the monitor moved the writer off the lost node before it was seeded
+    nemesis.heal()  # the link back; both masters ONLINE and replicating
+
+    for node in (n1, n2):
+        assert has_row(system, node, before)
+        assert not any(has_row(system, node, row) for row in alone)  # existed only on the lost disk
+    after = write_row(system)  # through the writer, n1
+    wait_until(lambda: has_row(system, n2, after), timeout=10, what="the seeded n2 replicates from n1")
+    # n2 continues its own GTID domain where the cluster has it: once it is the writer again, n1 applies
+    # what it writes (a node whose numbering restarted at 1 would be skipped as already applied)
+    nemesis.kill("writer")
+    wait_until(lambda: system.monitor_state(timeout=1.0)["writer"] == "n2", timeout=30, what="writer on n2")
+    last = wait_until(lambda: write_row(system, timeout=1.0), timeout=30, what="a write through n2")
+    nemesis.start("n1")
+    wait_until(lambda: has_row(system, n1, last), timeout=15, what="n1 replicates what the seeded n2 wrote")

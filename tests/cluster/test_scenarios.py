@@ -27,6 +27,7 @@ IMPLIED_LOSS_VERDICT = {
     ("galera-3", "partition-isolate-primary"): True,
     ("galera-3", "kill-primary"): True,
     ("galera-3", "pause-node"): True,
+    ("galera-3", "wipe-node"): True,  # back empty, re-seeded by SST: the others had every commit
     ("rabbitmq-3", "partition-isolate-primary"): True,
     ("rabbitmq-3", "kill-primary"): True,
     ("mmm-2", "kill-writer"): None,
@@ -48,7 +49,7 @@ def test_scenario_run_and_recheck(runtime, tmp_path: Path) -> None:  # type: ign
 # The pytest plugin on real clusters: scenario files collected per topology, one cluster per topology for
 # the whole session (healed, checked healthy and reset between scenarios), every cluster removed after.
 SESSION = {
-    "galera-3": ["partition-isolate-primary", "kill-primary", "pause-node"],
+    "galera-3": ["partition-isolate-primary", "kill-primary", "pause-node", "wipe-node"],
     "rabbitmq-3": ["partition-isolate-primary", "kill-primary"],
 }
 

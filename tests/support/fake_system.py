@@ -91,7 +91,7 @@ FAKE = SystemInfo(
     name="fake",
     topology=FakeTopology,
     cluster="tests.support.fake_system:FakeCluster",
-    capabilities=frozenset({C.SQL, C.PRIMARY, C.PEER_MESH, C.PROCESSES}),
+    capabilities=frozenset({C.SQL, C.PRIMARY, C.PEER_MESH, C.PROCESSES, C.RESEED}),
 )
 
 

@@ -230,6 +230,8 @@ def test_every_link_kind_has_its_flags(flags: list[str], doc: dict[str, object])
          {"disk": {"target": "n2", "kind": "eio", "ops": ["fsync"], "latency_ms": 0}}),
         (["disk", "n1", "--kind", "slow", "--latency", "250ms"],
          {"disk": {"target": "n1", "kind": "slow", "ops": ["write", "fsync"], "latency_ms": 250}}),
+        (["wipe"], {"wipe": {"target": "primary", "return": True}}),
+        (["wipe", "n2", "--no-return"], {"wipe": {"target": "n2", "return": False}}),
     ],
 )  # fmt: skip
 def test_storage_faults_have_their_flags(argv: list[str], doc: dict[str, object]) -> None:

@@ -113,6 +113,39 @@ def test_crash_all_kills_every_node_within_the_window(nemesis: Nemesis, runtime:
     assert "crash-all" not in {e.name for e in nemesis.open.values()}
 
 
+def container_of(runtime: FakeRuntime, node: str) -> str:
+    return next(n for n in runtime.containers_by_name if n.endswith(f"-{node}"))
+
+
+def test_wipe_replaces_the_container_at_once_or_at_the_heal(nemesis: Nemesis, runtime: FakeRuntime) -> None:
+    name = container_of(runtime, "n2")
+    pid = runtime.state(name).pid
+    ev = nemesis.wipe("n2")
+    assert ev.name == "wipe" and ev.end is not None and ev.detail["return"] is True
+    assert runtime.verbs("remove") == [(name,)]  # the container (its data directory) is gone…
+    assert runtime.state(name).status == "running" and runtime.state(name).pid != pid  # …and a new one runs
+    assert (nemesis.system.wiped_logs() / "n2-1.log").exists()  # the old one's log is kept
+    nemesis.kill("n2")  # back, so it may be faulted again
+
+    name3 = container_of(runtime, "n3")
+    ev = nemesis.wipe("n3", returns=False)
+    assert ev.end is None and runtime.state(name3).status == "missing"
+    with pytest.raises(FaultConflict, match="n3 is already under process"):
+        nemesis.kill("n3")
+    ended = nemesis.heal(wait=False)
+    assert ev.id in {e.id for e in ended} and runtime.state(name3).status == "running"
+    assert "wipe" not in {e.name for e in nemesis.open.values()}
+    assert nemesis.heal(wait=False) == []  # idempotent: nothing wiped is left to return
+
+
+def test_wipe_needs_a_way_to_reseed(nemesis: Nemesis, monkeypatch: pytest.MonkeyPatch) -> None:
+    info = registry.SYSTEMS["fake"]
+    without = type(info)(**{**info.__dict__, "capabilities": info.capabilities - {Capability.RESEED}})
+    monkeypatch.setattr(nemesis, "info", without)
+    with pytest.raises(InputError, match="wipe: needs a way to re-seed a node that lost its data"):
+        nemesis.wipe("n1")
+
+
 def test_link_faults_need_a_link(nemesis: Nemesis) -> None:
     with pytest.raises(InputError, match="unknown link 'n1'"):
         nemesis.link("n1", {"kind": "latency", "latency_ms": 5})  # the fake system has no client links

@@ -27,6 +27,7 @@ from harness.model.faults import (
     StepBase,
     StopStep,
     WaitStep,
+    WipeStep,
     parse_step,
     step_to_yaml,
 )
@@ -80,9 +81,9 @@ def simulate(steps: list[StepBase], nodes: list[str]) -> set[tuple[str, str]]:
             claims = {("clock", n) for n in on(step.target)}
         elif isinstance(step, KillStep | StopStep | PauseStep | PowerLossStep | DiskStep):
             claims = {(step.mechanism, n) for n in on(step.target)}
-        elif isinstance(step, RestartStep):
+        elif isinstance(step, RestartStep | WipeStep):
             busy = {n for (m, n) in held if m in ("process", "freezer")}
-            assert not busy & set(on(step.target)), f"steps[{i}]: restart of a node under a fault"
+            assert not busy & set(on(step.target)), f"steps[{i}]: {step.kind} of a node under a fault"
         elif isinstance(step, StartStep | ResumeStep):
             gone = {(step.mechanism, n) for n in on(step.target)}
             held -= gone

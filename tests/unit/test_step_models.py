@@ -98,6 +98,9 @@ step_docs = st.one_of(
     st.fixed_dictionaries({"partition": partitions}),
     st.fixed_dictionaries({"link": link_docs()}),
     st.fixed_dictionaries({"crash_all": st.fixed_dictionaries({"window": durations})}),
+    st.fixed_dictionaries(
+        {"wipe": st.one_of(names, st.fixed_dictionaries({"target": names, "return": st.booleans()}))}
+    ),
     *[st.fixed_dictionaries({k: names}) for k in ("kill", "pause", "resume", "stop", "start", "restart")],
 )
 
@@ -133,6 +136,7 @@ def test_claims() -> None:
     assert isinstance(step, LinkStep) and step.claims() == {("toxiproxy:down", "n2-repl")}
     assert parse_step({"power_loss": "n2"}).claims() == {("process", "n2")}  # down until started, as a kill
     assert parse_step({"disk": {"target": "n3", "kind": "eio"}}).claims() == {("disk", "n3")}
+    assert parse_step({"wipe": "n1"}).claims() == {("process", "n1")}
 
 
 @pytest.mark.parametrize(
@@ -154,6 +158,8 @@ def test_claims() -> None:
         ({"disk": {"target": "n1", "kind": "eio", "ops": ["unlink"]}}, "step.disk.ops.0: input should be"),
         ({"disk": {"target": "n1", "kind": "eio", "ops": []}}, "step.disk.ops: list should have at least 1"),
         ({"power_loss": {"window": "1s"}}, "step.power_loss.target: field required"),
+        ({"wipe": {"target": "n1", "return": "later"}}, "step.wipe.return: input should be a valid boolean"),
+        ({"wipe": {"target": "n1", "returns": True}}, "step.wipe.returns: unknown field"),
     ],
 )
 def test_bad_steps(doc: dict[str, Any], message: str) -> None:

@@ -173,6 +173,34 @@ class MmmCluster(ProxiedMysqlCluster):
                    what="mmm ready (both ONLINE, writer active, heartbeats on both)",
                    details=self.logs_of_all)  # fmt: skip
 
+    def reseed(self, node: Node) -> None:
+        """A master back empty (``wipe``): once the monitor has taken its roles (it is no longer ONLINE),
+        seeded from the other master by a dump, as an operator would, then replicating from it again, and
+        the other master's replication from it restarted; the monitor sets it online after
+        ``auto_set_online``."""
+        peer = self.peer(node)
+
+        def offline() -> bool:
+            state = self.monitor_state(timeout=1.0)["hosts"][node.name]["state"]
+            if state == "ONLINE":
+                raise RuntimeError(f"monitor: {node.name} still ONLINE")
+            return True
+
+        wait_until(offline, timeout=self.topology.timeouts.heal, interval=0.2, max_interval=0.5,
+                   what=f"the monitor taking {node.name}'s roles")  # fmt: skip
+        detail = {"source": peer.name, "why": "its data directory was lost (wipe)"}
+        with self.events.action("operator-reseed", "mariadb-dump --gtid", node.name, detail):
+            state = self.seed_empty(node, peer)
+            self.replicate(node, "slave_pos")
+            # The peer asks from its slave position, which lacks its own domain; the seeded binlog starts
+            # at a state holding both, so MariaDB would call that position purged (1236): it asks from its
+            # current position (slave position plus its own binlog's domain) instead.
+            with contextlib.closing(self.connect(peer)) as conn, conn.cursor() as cur:
+                cur.execute("STOP SLAVE")
+                cur.execute("CHANGE MASTER TO MASTER_USE_GTID=current_pos")
+                cur.execute("START SLAVE")
+        log.info(f"  mmm: {node.name} seeded from {peer.name} (binlog state {state})")
+
     # -- observation ------------------------------------------------------------------------------
     def monitor_state(self, *, timeout: float = 2.0) -> dict[str, Any]:
         """The monitor's ``mmm_control show``: hosts, states, roles, checks, writer, last changes."""

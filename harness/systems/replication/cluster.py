@@ -33,20 +33,18 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shlex
 import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.errors import InfraError
 from harness.runtime.base import ContainerSpec
 from harness.runtime.proxies import Link, listen_port, toxiproxy_ip
 from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
 from harness.systems.base import NodeStatus
-from harness.systems.mysql import DATABASE, USER
+from harness.systems.mysql import USER
 from harness.systems.mysql_replicated import (
     ADMIN_USER,
     HAPROXY_API_PORT,
@@ -54,7 +52,6 @@ from harness.systems.mysql_replicated import (
     REPL_PORT_OFFSET,
     REPL_USER,
     ProxiedMysqlCluster,
-    carry_binlog_state,
 )
 from harness.systems.replication import SYSTEM
 from harness.systems.replication.settings import AsyncTopology
@@ -251,7 +248,6 @@ class AsyncCluster(ProxiedMysqlCluster):
                 self._rebuild(node, source)
 
     def _rebuild(self, node: Node, source: Node) -> None:
-        admin = self.run.credential("admin")
         with contextlib.closing(self.connect(node, timeout=10.0)) as conn, conn.cursor() as cur:
             cur.execute("SET GLOBAL read_only = 1")
             cur.execute("STOP SLAVE")
@@ -259,17 +255,23 @@ class AsyncCluster(ProxiedMysqlCluster):
         # The dump drops and recreates the database and sets gtid_slave_pos to the source's position. The
         # binlog (its errant GTIDs) is reset only after that: until then the manager still sees the node
         # diverged and leaves it alone, so nothing starts replication while the import runs.
-        login = f"-u{ADMIN_USER} -p{shlex.quote(admin)}"
-        script = (
-            f"set -o pipefail; mariadb-dump -h {source.ip} {login} --gtid --master-data=1 "
-            f"--single-transaction --add-drop-database --databases {DATABASE} | mariadb -h 127.0.0.1 {login} "
-            "--init-command='SET SESSION sql_log_bin=0'"
-        )
-        done = self.runtime.exec(node.container, ["bash", "-c", script], timeout=60)
-        if done.exit_code != 0:
-            raise InfraError(f"rebuild of {node.name} from {source.name} failed: {done.output[-300:]}")
-        state = carry_binlog_state(self.connect(node, timeout=10.0))
+        state = self.seed_from(node, source)
         log.info(f"  mysql-async: {node.name} rebuilt from {source.name} (binlog state {state or 'empty'})")
+
+    def reseed(self, node: Node) -> None:
+        """A node back empty (``wipe``): once the manager has another source (it fails a wiped source over
+        first), seeded from it by a dump, as an operator would; the manager then repoints it."""
+
+        def other_source() -> Node | None:
+            source = self.manager_state(timeout=1.0).get("source")
+            return self.run.node(source) if source and source != node.name else None
+
+        source = wait_until(other_source, timeout=self.topology.timeouts.heal, interval=0.2, max_interval=0.5,
+                            what=f"the manager's source other than {node.name}")  # fmt: skip
+        detail = {"source": source.name, "why": "its data directory was lost (wipe)"}
+        with self.events.action("operator-reseed", "mariadb-dump --gtid", node.name, detail):
+            state = self.seed_empty(node, source)
+        log.info(f"  mysql-async: {node.name} seeded from {source.name} (binlog state {state})")
 
     # -- observation ------------------------------------------------------------------------------
     def manager_state(self, *, timeout: float = 2.0) -> dict[str, Any]:
