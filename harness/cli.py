@@ -681,7 +681,8 @@ def cmd_fault(args: argparse.Namespace) -> int:
         return EXIT_OK
     for event in events:
         target = event.target if isinstance(event.target, str) else ",".join(event.target)
-        console.print(f"[bold]{event.id}[/bold] {event.name} on {target} via {event.mechanism} — in effect")
+        state = "in effect" if event.end is None else "done"  # a wipe that returned at once has ended
+        console.print(f"[bold]{event.id}[/bold] {event.name} on {target} via {event.mechanism} — {state}")
     return EXIT_OK
 
 

@@ -74,6 +74,17 @@ class FaultKind(ABC):
         return step.claims()
 
 
+class TargetedFaultKind(FaultKind):
+    """A kind whose steps each name one ``target`` (a node, a role, ``all``…) and claim (mechanism, node)
+    for every node it resolves to; ``claims`` and ``apply`` see the same nodes (``resolve_once``)."""
+
+    def targets(self, step: StepBase) -> list[Node]:
+        return self.resolve_once(step, step.target)  # type: ignore[attr-defined]
+
+    def claims(self, step: StepBase) -> set[tuple[str, str]]:
+        return {(step.mechanism, n.name) for n in self.targets(step)}  # type: ignore[attr-defined]
+
+
 def parallel(fn: Callable[[Node], Any], nodes: Sequence[Node]) -> None:
     if not nodes:
         return

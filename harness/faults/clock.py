@@ -14,16 +14,15 @@ import time
 from typing import ClassVar
 
 from harness.errors import InputError
-from harness.faults.base import FaultContext, FaultKind
+from harness.faults.base import FaultContext, TargetedFaultKind
 from harness.model.faults import ClockStep, StepBase
 from harness.model.history import Event
 from harness.runtime.node_clock import NodeClock
-from harness.runtime.run import Node
 
 TICK_S = 0.1  # how often a drifting clock's offset moves
 
 
-class ClockFaults(FaultKind):
+class ClockFaults(TargetedFaultKind):
     steps: ClassVar[tuple[type[StepBase], ...]] = (ClockStep,)
 
     def __init__(self, ctx: FaultContext) -> None:
@@ -31,19 +30,12 @@ class ClockFaults(FaultKind):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def _nodes(self, step: ClockStep) -> list[Node]:
-        return self.resolve_once(step, step.target)
-
-    def claims(self, step: StepBase) -> set[tuple[str, str]]:
-        assert isinstance(step, ClockStep)
-        return {(step.mechanism, n.name) for n in self._nodes(step)}
-
     def apply(self, step: StepBase) -> list[Event]:
         assert isinstance(step, ClockStep)
         if not self.ctx.system.fake_clock:
             raise InputError(f"clock: needs the topology's nodes under libfaketime (clock: faketime); "
                              f"{self.ctx.run.topology.name} has clock: real")  # fmt: skip
-        nodes = self._nodes(step)
+        nodes = self.targets(step)
         self.forget()
         clocks = [self.ctx.system.clock(n) for n in nodes]
         fault = step.clock

@@ -13,7 +13,7 @@ import time
 from typing import ClassVar
 
 from harness.errors import InfraError, InputError
-from harness.faults.base import FaultKind, parallel
+from harness.faults.base import TargetedFaultKind, parallel
 from harness.model.faults import DiskStep, PowerLossStep, StepBase
 from harness.model.history import Event
 from harness.runtime.run import Node
@@ -23,23 +23,16 @@ from harness.systems.capabilities import Capability
 KILL_DEADLINE_S = 30.0
 
 
-class StorageFaults(FaultKind):
+class StorageFaults(TargetedFaultKind):
     steps: ClassVar[tuple[type[StepBase], ...]] = (PowerLossStep, DiskStep)
     requires: ClassVar[frozenset[Capability]] = frozenset({Capability.PROCESSES})
-
-    def _nodes(self, step: PowerLossStep | DiskStep) -> list[Node]:
-        return self.resolve_once(step, step.target)
-
-    def claims(self, step: StepBase) -> set[tuple[str, str]]:
-        assert isinstance(step, PowerLossStep | DiskStep)
-        return {(step.mechanism, n.name) for n in self._nodes(step)}
 
     def apply(self, step: StepBase) -> list[Event]:
         assert isinstance(step, PowerLossStep | DiskStep)
         if not self.ctx.system.lazy_storage:
             raise InputError(f"{step.kind}: needs the topology's data on the harness's storage "
                              f"(storage: lazyfs); {self.ctx.run.topology.name} has storage: plain")  # fmt: skip
-        nodes = self._nodes(step)
+        nodes = self.targets(step)
         self.forget()
         if isinstance(step, PowerLossStep):
             return [self.power_loss(nodes, step.power_loss.window)]

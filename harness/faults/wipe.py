@@ -11,27 +11,20 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from harness.faults.base import FaultKind, parallel
+from harness.faults.base import TargetedFaultKind, parallel
 from harness.model.faults import StepBase, WipeStep
 from harness.model.history import Event
 from harness.runtime.run import Node
 from harness.systems.capabilities import Capability
 
 
-class WipeFaults(FaultKind):
+class WipeFaults(TargetedFaultKind):
     steps: ClassVar[tuple[type[StepBase], ...]] = (WipeStep,)
     requires: ClassVar[frozenset[Capability]] = frozenset({Capability.PROCESSES, Capability.RESEED})
 
-    def _nodes(self, step: WipeStep) -> list[Node]:
-        return self.resolve_once(step, step.target)
-
-    def claims(self, step: StepBase) -> set[tuple[str, str]]:
-        assert isinstance(step, WipeStep)
-        return {(step.mechanism, n.name) for n in self._nodes(step)}
-
     def apply(self, step: StepBase) -> list[Event]:
         assert isinstance(step, WipeStep)
-        nodes = self._nodes(step)
+        nodes = self.targets(step)
         self.forget()
         system = self.ctx.system
         at = self.ctx.events.clock.now()

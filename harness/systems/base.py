@@ -76,9 +76,11 @@ class ClusterSystem(ABC):
     def storage_mount(self, node: Node) -> Mount:
         """The node's storage mount at its data directory (mounted now, seeded from the image the first
         time)."""
-        path = self.data_dir
-        seed = lambda backing: self.runtime.copy_from_image(self.run.image, path, str(backing))  # noqa: E731
-        return Mount(str(self.storage(node).ensure(seed)), path, read_only=False)
+        return Mount(str(self.storage(node).ensure(self.seed_from_image)), self.data_dir, read_only=False)
+
+    def seed_from_image(self, dest: Path) -> None:
+        """Write the image's data directory into ``dest`` (a node's storage, first mounted or replaced)."""
+        self.runtime.copy_from_image(self.run.image, self.data_dir, str(dest))
 
     @abstractmethod
     def render(self, directory: Path) -> None:
@@ -172,10 +174,7 @@ class ClusterSystem(ABC):
         (keep / f"{node.name}-{k}.log").write_text(self.runtime.logs(node.container, tail=2000))
         self.runtime.remove(node.container)
         if self.lazy_storage:
-            path = self.data_dir
-            self.storage(node).replace_disk(
-                lambda dest: self.runtime.copy_from_image(self.run.image, path, str(dest))
-            )
+            self.storage(node).replace_disk(self.seed_from_image)
 
     def return_empty(self, node: Node) -> None:
         """The node's container again, from its spec and the image's data directory, then ``reseed``."""
