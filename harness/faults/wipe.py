@@ -3,8 +3,10 @@
 The node's container is removed with SIGKILL — its data directory lived in it (or on the harness's storage,
 which is emptied) — and a new one is started from the same spec with the image's data directory, as a
 replaced machine would come back. The system then re-seeds it the way it does (``ClusterSystem.reseed``:
-Galera's state transfer by itself; for MMM and async replication an operator's dump, an event of the run by
-the harness). With ``return: false`` the node stays away until the heal, which brings it back the same way.
+Galera's state transfer by itself; for MMM and async replication an operator's dump; for RabbitMQ the node
+forgotten by a survivor, joined again and the quorum queues grown onto it: those are events of the run by
+the harness). With ``return: false`` the node stays away for the rest of the timeline, until the heal, which
+brings it back the same way (final reads run on the whole cluster).
 """
 
 from __future__ import annotations

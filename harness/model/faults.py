@@ -423,7 +423,7 @@ class WipeOptions(StrictModel):
 class WipeStep(StepBase):
     """A node lost with its disk: killed, its data directory gone; it returns with the image's empty one
     and is re-seeded the way the system does it (Galera's state transfer, an operator's dump for MMM and
-    async replication), at once or, with ``return: false``, at the heal."""
+    async replication, forget/join/grow for RabbitMQ), at once or, with ``return: false``, at the heal."""
 
     kind: ClassVar[str] = "wipe"
     mechanism: ClassVar[str] = "process"

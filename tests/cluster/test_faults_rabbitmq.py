@@ -161,3 +161,62 @@ def test_cli_one_way_partition_cuts_one_direction(rabbit) -> None:  # type: igno
     # As the README documents: the cut drops every packet from n1 at n2, the SYN-ACKs of n2's own
     # connections to n1 included (no conntrack exemption), so n2 reaches n1 with datagrams, not with TCP.
     assert cut["tcp b->a"].startswith("failed"), cut
+
+
+def test_wiped_nodes_return_empty_and_rejoin_the_quorum_queue(rabbit, rabbit_nemesis) -> None:  # type: ignore[no-untyped-def]
+    """``wipe``: the node's disk is gone (a marker file in its data directory with it); it comes back as a
+    fresh node the cluster was told to forget, joins, and the quorum queue grows back onto it, holding
+    every message confirmed before. n1 (the seed, at once) and n3 (``return: false``, back at the heal)."""
+    import json
+    import uuid
+
+    import pika
+
+    run, system = rabbit
+    n1, n2, n3 = run.nodes
+    queue = f"wipe-{uuid.uuid4().hex[:8]}"
+    user, password = system.client_credentials()
+    params = pika.ConnectionParameters(host=n2.ip, credentials=pika.PlainCredentials(user, password),
+                                       connection_attempts=3, retry_delay=0.5, socket_timeout=5)  # fmt: skip
+    conn = pika.BlockingConnection(params)
+    channel = conn.channel()
+    channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.confirm_delivery()
+    for i in range(50):
+        channel.basic_publish(
+            "", queue, str(i).encode(), pika.BasicProperties(delivery_mode=2), mandatory=True
+        )
+    conn.close()
+
+    def members() -> set[str]:
+        done = system.runtime.exec(n2.container, ["rabbitmq-queues", "-q", "quorum_status", queue,
+                                                  "--formatter", "json"], timeout=30)  # fmt: skip
+        assert done.exit_code == 0, done.output
+        return {row["Node Name"] for row in json.loads(done.output)}
+
+    assert members() == {node_name(n) for n in run.nodes}
+    for node in (n1, n3):
+        marker = system.runtime.exec(node.container, ["touch", "/var/lib/rabbitmq/hh-marker"], timeout=10)
+        assert marker.exit_code == 0
+    ev = rabbit_nemesis.wipe("n1")  # back at once
+    assert ev.end is not None
+    ev3 = rabbit_nemesis.wipe("n3", returns=False)
+    assert ev3.end is None and system.container_state(n3) == "missing"
+    assert node_name(n3) in members()  # still a member (down) until an operator forgets it at its return
+    rabbit_nemesis.heal()
+    for node in (n1, n3):
+        gone = system.runtime.exec(node.container, ["test", "-e", "/var/lib/rabbitmq/hh-marker"], timeout=10)
+        assert gone.exit_code == 1, f"{node.name}'s data directory survived the wipe"
+        assert running_seen_by(system, node) == {node_name(n) for n in run.nodes}
+    assert members() == {node_name(n) for n in run.nodes}
+    reseeds = [e for e in rabbit_nemesis.events.closed if e.name == "operator-reseed"]
+    assert sorted(e.target for e in reseeds) == ["n1", "n3"]
+    assert all(e.detail["by"] == "harness" for e in reseeds)
+    conn = pika.BlockingConnection(params)
+    channel = conn.channel()
+    got = []
+    while (message := channel.basic_get(queue, auto_ack=True))[0] is not None:
+        got.append(int(message[2]))
+    channel.queue_delete(queue)
+    conn.close()
+    assert sorted(got) == list(range(50))

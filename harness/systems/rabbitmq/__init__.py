@@ -10,7 +10,7 @@ SYSTEM = SystemInfo(
     data_dir="/var/lib/rabbitmq",
     topology=RabbitTopology,
     cluster="harness.systems.rabbitmq.cluster:RabbitCluster",
-    capabilities=frozenset({C.AMQP, C.PRIMARY, C.PEER_MESH, C.PROCESSES}),
+    capabilities=frozenset({C.AMQP, C.PRIMARY, C.PEER_MESH, C.PROCESSES, C.RESEED}),
     services={"amqp": 5672},
     probes=("harness.systems.rabbitmq.probe:RabbitProbe",),
 )

@@ -64,12 +64,13 @@ class RabbitCluster(ClusterSystem):
     data_dir: ClassVar[str] = SYSTEM.data_dir
     topology: RabbitTopology
 
-    def rabbitmq_conf(self, node: Node) -> str:
+    def rabbitmq_conf(self, node: Node, *, joining: bool = False) -> str:
         s = self.topology.settings
         # The seed (n1) starts alone and must not wait for peers that are not started yet; the others
         # retry until they find it. A retrying node holds the discovery lock, so the seed goes first.
         # It lists only itself: probing peers whose containers do not exist yet costs connect timeouts.
-        seed = node == self.run.nodes[0]
+        # A node joining a running cluster (back empty after a wipe) lists every node, the seed too.
+        seed = node == self.run.nodes[0] and not joining
         retries = 1 if seed else 120
         peers = "\n".join(
             f"cluster_formation.classic_config.nodes.{i} = {node_name(n)}"
@@ -236,14 +237,57 @@ log.file = false
         log.info(f"  rabbitmq: whole again, no partitions ({time.monotonic() - started:.1f}s)")
         return losers
 
+    # -- a node lost with its disk ------------------------------------------------------------------
+    def return_empty(self, node: Node) -> None:
+        """A node back with an empty data directory (``wipe``), brought in as an operator does: the cluster
+        still lists it as a member (a fresh node of that name would be refused, and the seed would start a
+        cluster of its own), so a survivor forgets it (``forget_cluster_node``, which also drops it from
+        every quorum queue); the new node joins (peer discovery, or ``join_cluster`` if it did not), and
+        the quorum queues grow back onto it. Mirrored classic queues mirror onto it by their policy. The seed
+        of the first bring-up returns listing every node, so it finds the cluster as the others do."""
+        deadline = time.monotonic() + self.topology.timeouts.heal
+        survivor = next(n for n in self.run.nodes if n != node and self.container_state(n) == "running")
+        detail = {"via": survivor.name, "why": "its data directory was lost (wipe)"}
+        steps = "rabbitmqctl forget_cluster_node; join_cluster; rabbitmq-queues grow"
+        marks: list[str] = []
+        with self.events.action("operator-reseed", steps, node.name, detail):
+            started = time.monotonic()
+
+            def mark(what: str) -> None:
+                marks.append(f"{what} {time.monotonic() - started:.1f}s")
+
+            # the survivor must have seen the node go down first (it refuses to forget a running node)
+            wait_until(lambda: self.ctl(survivor, ["forget_cluster_node", node_name(node)], deadline),
+                       timeout=max(deadline - time.monotonic(), 1.0), interval=0.5, max_interval=1.0,
+                       what=f"{survivor.name} forgetting {node_name(node)}")  # fmt: skip
+            mark("forgotten")
+            (self.node_dir(node) / "rabbitmq.conf").write_text(self.rabbitmq_conf(node, joining=True))
+            self.runtime.run(self.container_spec(node))
+            self.wait_amqp([node], timeout=deadline - time.monotonic())
+            mark("started")
+            if self.membership(node).running != set(self.topology.node_names):
+                for verb in (["stop_app"], ["reset"], ["join_cluster", node_name(survivor)], ["start_app"]):
+                    self.ctl(node, verb, deadline)
+                mark("join_cluster")
+            self.wait_ready(self.run.nodes, timeout=deadline - time.monotonic())
+            mark("clustered")
+            self.ctl(survivor, ["grow", node_name(node), "all"], deadline, tool="rabbitmq-queues")
+            mark("quorum queues grown")
+        log.info(f"  rabbitmq: {node.name} back empty: {', '.join(marks)}")
+
+    def ctl(self, node: Node, args: list[str], deadline: float, *, tool: str = "rabbitmqctl") -> bool:
+        """``rabbitmqctl ARGS`` (or another of RabbitMQ's CLI tools) on ``node`` within ``deadline``."""
+        result = self.runtime.exec(node.container, [tool, "-q", *args],
+                                   timeout=max(deadline - time.monotonic(), 5.0))  # fmt: skip
+        if result.exit_code != 0:
+            raise InfraError(f"{node.name}: {tool} {' '.join(args)} exit {result.exit_code}: "
+                             f"{result.output.strip()[-200:]}")  # fmt: skip
+        return True
+
     def restart_app(self, node: Node, deadline: float) -> None:
         """``rabbitmqctl stop_app; start_app``: the node leaves and rejoins, resyncing from the others."""
         for verb in ("stop_app", "start_app"):
-            left = max(deadline - time.monotonic(), 5.0)
-            result = self.runtime.exec(node.container, ["rabbitmqctl", "-q", verb], timeout=left)
-            if result.exit_code != 0:
-                raise InfraError(f"{node.name}: rabbitmqctl {verb} exit {result.exit_code}: "
-                                 f"{result.output.strip()[-200:]}")  # fmt: skip
+            self.ctl(node, [verb], deadline)
 
     def wait_amqp(self, nodes: list[Node], *, timeout: float) -> None:
         """Cheap first readiness signal: every node accepts TCP on the AMQP port."""
