@@ -447,7 +447,7 @@ def _write_trends(root: Path, history: int, thresholds: Any, output: Path | None
 
 def cmd_nightly(args: argparse.Namespace) -> int:
     """The matrix a nightly file lists, then trends and regressions over the stored nightlies."""
-    from harness.report.trends import prune_history
+    from harness.report.trends import append_history, prune_history, read_nightly
 
     path = Path(args.file)
     spec, plan = _nightly_plan(path)
@@ -459,6 +459,8 @@ def cmd_nightly(args: argparse.Namespace) -> int:
         raise InputError(f"{path}: no (topology, scenario) pair fits: nothing to run")
     done = _matrix(plan, reports=reports, prefix="nightly", count=spec.count, seed=spec.seed, keep=spec.keep,
                    meta={"nightly": spec.name, "nightly_file": str(path)})  # fmt: skip
+    history = append_history(reports, read_nightly(done.directory))
+    log.info(f"figures appended to {history}")
     for gone in prune_history(reports, spec.history):
         log.info(f"removed {gone} (history: {spec.history})")
     trends = _write_trends(reports, spec.history, spec.regressions)
@@ -671,6 +673,8 @@ def fault_step(args: argparse.Namespace) -> Any:
 
 
 def cmd_fault(args: argparse.Namespace) -> int:
+    from rich.markup import escape
+
     from harness.report.console import console
 
     step = fault_step(args)  # bad flags are refused before the run is even looked up
@@ -682,7 +686,8 @@ def cmd_fault(args: argparse.Namespace) -> int:
     for event in events:
         target = event.target if isinstance(event.target, str) else ",".join(event.target)
         state = "in effect" if event.end is None else "done"  # a wipe that returned at once has ended
-        console.print(f"[bold]{event.id}[/bold] {event.name} on {target} via {event.mechanism} — {state}")
+        shown = escape(f"{event.name} on {target} via {event.mechanism}")  # a partition's target: [n1] | [n2]
+        console.print(f"[bold]{event.id}[/bold] {shown} — {state}")
     return EXIT_OK
 
 

@@ -136,10 +136,20 @@ def check_pair(scenario: Scenario, topology: TopologyBase, source: Source) -> li
         problems.add(("workload",), f"no workload for system {topology.system!r} "
                                     f"(has: {', '.join(scenario.workload) or 'none'})")  # fmt: skip
     else:
+        data = topology.data_node_names
         for i, name in enumerate(spec.nodes or []):
-            if name not in nodes:
+            if name in nodes and name not in data:
                 problems.add(("workload", topology.system, "nodes", i),
-                             f"unknown node {name!r}, expected one of: {', '.join(nodes)}")  # fmt: skip
+                             f"{name} is the arbitrator (garbd): it serves no clients; expected one of: "
+                             f"{', '.join(data)}")  # fmt: skip
+            elif name not in nodes:
+                problems.add(("workload", topology.system, "nodes", i),
+                             f"unknown node {name!r}, expected one of: {', '.join(data)}")  # fmt: skip
+        queue_type = getattr(getattr(topology, "settings", None), "queue_type", None)
+        if spec.type == "amqp-queue" and not spec.durable and queue_type == "quorum":
+            problems.add(("workload", topology.system, "durable"),
+                         f"a quorum queue is always durable: durable: false needs a classic-mirrored topology, "
+                         f"not {topology.name}")  # fmt: skip
     _check_steps(problems, scenario.steps, info, nodes, topology)
     return [text for _, text in problems.lines]
 

@@ -26,6 +26,10 @@ ONLY_FOR = {  # fields that mean something to some workload types only
     "isolation": SQL_TX,
     "causal_reads": SQL_TX,
     "computes": ("openstack-boot",),
+    "durable": ("amqp-queue",),
+    "persistent": ("amqp-queue",),
+    "confirms": ("amqp-queue",),
+    "failover": ("amqp-queue",),
 }
 
 
@@ -68,6 +72,17 @@ class WorkloadSpec(StrictModel):
     causal_reads: bool = Field(
         default=True,
         description="sql-bank, sql-register, sql-append: reads wait for every earlier commit (wsrep_sync_wait)",
+    )
+    durable: bool = Field(default=True, description="amqp-queue: a durable queue (quorum queues always are)")
+    persistent: bool = Field(default=True, description="amqp-queue: persistent messages (delivery mode 2)")
+    confirms: bool = Field(
+        default=True,
+        description="amqp-queue: publisher confirms; off, a publish is ok once sent (oslo.messaging's default)",
+    )
+    failover: bool = Field(
+        default=False,
+        description="amqp-queue: as oslo.messaging with rabbit_hosts, a client whose connection is lost moves "
+        "to the next node, declares the queue again and resumes",
     )
 
     @model_validator(mode="before")

@@ -76,6 +76,11 @@ class TopologyBase(StrictModel):
     def node_names(self) -> list[str]:
         return [f"n{i}" for i in range(self._first_node, self._first_node + self.nodes)]
 
+    @property
+    def data_node_names(self) -> list[str]:
+        """The nodes that hold the data and serve clients: all of them, but for an arbitrator (garbd)."""
+        return self.node_names
+
     def parts(self) -> list[TopologyBase]:
         """The clusters of the topology: itself, or each of a composite's (a database and a broker)."""
         return [self]

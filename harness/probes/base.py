@@ -82,7 +82,7 @@ class Probes:
     def start(self) -> Probes:
         for probe in self.probes:
             probe.setup()
-            for node in probe.system.run.nodes:
+            for node in probe.system.data_nodes:
                 thread = threading.Thread(target=probe.loop, args=(node, self._stop),
                                           name=f"probe-{probe.name}-{node.name}", daemon=True)  # fmt: skip
                 thread.start()

@@ -40,7 +40,8 @@ from harness.errors import InputError
 from harness.model.nightly import Regressions
 from harness.report.compare import METRICS, read_json_object
 
-__all__ = ["FIGURES", "Nightly", "Regression", "Trends", "build_trends", "load_history", "prune_history",
+__all__ = ["FIGURES", "Nightly", "Regression", "Trends", "append_history", "build_trends", "load_history",
+           "prune_history",
            "regressions_md", "trends_html", "write_trends"]  # fmt: skip
 
 MATRIX_KIND = "ha-harness matrix"  # as harness.matrix writes it (the report layer does not import it)
@@ -179,6 +180,29 @@ def prune_history(root: Path, keep: int) -> list[Path]:
     for directory in gone:
         shutil.rmtree(directory)
     return gone
+
+
+HISTORY_FILE = "history.jsonl"
+
+
+def append_history(root: Path, nightly: Nightly) -> Path:
+    """One JSON line per (topology, scenario, figure) of ``nightly`` appended to ``<root>/history.jsonl``:
+    the long memory, kept when pruning removes old nightly directories. A nightly already in it is not
+    appended twice."""
+    path = Path(root) / HISTORY_FILE
+    seen: set[str] = set()
+    if path.is_file():
+        with path.open() as f:
+            seen = {json.loads(line).get("nightly") for line in f if line.strip()}
+    if nightly.id in seen:
+        return path
+    with path.open("a") as f:
+        for (topology, scenario), values in sorted(nightly.cells.items()):
+            for figure, value in values.items():
+                line = {"nightly": nightly.id, "created": nightly.created, "topology": topology,
+                        "scenario": scenario, "figure": figure, "value": _json_value(value)}  # fmt: skip
+                f.write(json.dumps(line) + "\n")
+    return path
 
 
 # -- the logic (pure) ----------------------------------------------------------------------------------------

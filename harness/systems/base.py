@@ -120,6 +120,13 @@ class ClusterSystem(ABC):
         its own nodes, probes and main links)."""
         return [self]
 
+    @property
+    def data_nodes(self) -> list[Node]:
+        """The nodes that hold the data and serve clients (workloads, final reads, probes): every node
+        but an arbitrator (Galera's garbd)."""
+        names = self.topology.data_node_names
+        return [n for n in self.run.nodes if n.name in names]
+
     @contextlib.contextmanager
     def node_endpoints(self) -> Iterator[None]:
         """Within this block ``endpoint(node)`` is the node's own proxied link even where clients normally

@@ -1,9 +1,13 @@
 """The AMQP queue workload: publishers with confirms, consumers with manual acks, a final drain.
 
-One durable queue ``hh-queue`` (a quorum queue, or a classic queue mirrored by an ``ha-mode: all`` policy,
-after the topology's ``queue_type``). Even workers publish, odd workers consume; with a single client it
+One queue ``hh-queue`` (a quorum queue, of ``quorum_size`` members if set, or a classic queue mirrored by
+the topology's ``mirroring`` policy, after its ``queue_type``), durable and fed persistent messages unless
+the spec turns ``durable`` / ``persistent`` off. Even workers publish, odd workers consume; with a single client it
 alternates publish and get. Every worker owns its own pika ``BlockingConnection`` (pika is not thread-safe)
-to the node ``node_for(worker)`` through the run's Toxiproxy (``system.endpoint``).
+to the node ``node_for(worker)`` through the run's Toxiproxy (``system.endpoint``). With ``failover`` a
+client behaves as oslo.messaging with a ``rabbit_hosts`` list: when its connection is lost or refused it
+moves to the next node, declares the queue again on the new connection and resumes; with ``confirms`` off a
+publish is ``ok`` once sent (no publisher confirm), so a message lost after that counts as lost.
 
 What is recorded (see ``harness.checkers.queue`` for the shapes the checker reads):
 
@@ -32,6 +36,7 @@ aborted (pika's own timer, so the call returns in its thread with ``StreamLostEr
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -42,6 +47,7 @@ from harness.runtime.run import Node
 from harness.workloads.base import Workload
 
 QUEUE = "hh-queue"
+DEFAULT_POLICY: dict[str, object] = {"ha-mode": "all", "ha-sync-mode": "automatic"}
 POLICY = "hh-queue-ha"
 BACKOFF_MIN_S = 0.1  # first wait after a failed connect; doubles up to BACKOFF_MAX_S
 BACKOFF_MAX_S = 1.0
@@ -128,6 +134,7 @@ def _describe(exc: BaseException) -> str:
 
 
 class AmqpQueue(Workload):
+    queue_arguments: dict[str, Any] | None = None  # as declared by setup (failover declares it again)
     name = "amqp-queue"
 
     # -- connections ------------------------------------------------------------------------------
@@ -180,27 +187,31 @@ class AmqpQueue(Workload):
     def setup(self) -> None:
         """A fresh, empty ``hh-queue``: deleted and declared again (its leader/master on the first target node
         that answers, whatever an earlier run left), then purged."""
-        nodes = self.system.run.nodes
+        nodes = self.system.data_nodes
         targets = [nodes[i] for i in self.targets()]
         ordered = targets + [n for n in nodes if n not in targets]
         node, session = self.any_session(ordered, "setup")
         try:
+            settings = getattr(self.system.topology, "settings", None)
             if self.queue_type == "classic-mirrored":
-                self.set_mirroring_policy(node)
+                self.set_mirroring_policy(node, settings.mirroring.policy() if settings else DEFAULT_POLICY)
                 arguments: dict[str, Any] = {"x-queue-type": "classic"}
             else:
                 arguments = {"x-queue-type": "quorum"}
+                if settings is not None and settings.quorum_size is not None:
+                    arguments["x-quorum-initial-group-size"] = settings.quorum_size
+            self.queue_arguments = arguments
             channel = session.channel
             assert channel is not None
             with session.deadline(max(self.timeout, 15.0)):
                 channel.queue_delete(QUEUE)
-                channel.queue_declare(QUEUE, durable=True, arguments=arguments)
+                channel.queue_declare(QUEUE, durable=self.spec.durable, arguments=arguments)
                 channel.queue_purge(QUEUE)
         finally:
             session.close()
 
-    def set_mirroring_policy(self, node: Node) -> None:
-        definition = '{"ha-mode":"all","ha-sync-mode":"automatic"}'
+    def set_mirroring_policy(self, node: Node, policy: dict[str, object]) -> None:
+        definition = json.dumps(policy, separators=(",", ":"))
         cmd = ["rabbitmqctl", "set_policy", "--apply-to", "queues", POLICY, f"^{QUEUE}$", definition]
         result = self.system.runtime.exec(node.container, cmd, timeout=30)
         if result.exit_code != 0:
@@ -215,13 +226,21 @@ class AmqpQueue(Workload):
         return "enqueue" if worker % 2 == 0 else "dequeue"
 
     def client(self, worker: int, history: HistoryWriter, stop: threading.Event) -> None:
-        node = self.system.run.nodes[self.node_for(worker)]
-        publishes = self.spec.clients == 1 or worker % 2 == 0
+        nodes = self.system.data_nodes
+        at = self.node_for(worker)
+        node = nodes[at]
+        confirms = (self.spec.clients == 1 or worker % 2 == 0) and self.spec.confirms  # a publisher's
         process = worker
         session: _Session | None = None
         backoff = BACKOFF_MIN_S
         next_at = time.monotonic()
         n = 0
+
+        def hop() -> None:  # failover, as oslo.messaging does: the next host of rabbit_hosts
+            nonlocal at, node
+            at = (at + 1) % len(nodes)
+            node = nodes[at]
+
         try:
             while not stop.is_set():
                 next_at = self.pace(stop, next_at)
@@ -232,12 +251,16 @@ class AmqpQueue(Workload):
                 if session is None or not session.usable:
                     if session is not None:
                         session.abandon()
-                    session, error = self.connect(node, history, process, publishes, worker)
+                        if self.spec.failover:
+                            hop()
+                    session, error = self.connect(node, history, process, confirms, worker)
                     if session is None:
                         # the op that was due could not even be sent
                         value = self.next_id() if f == "enqueue" else None
                         op = history.invoke(process, f, value, node=node.name)
                         history.fail(op, f"not connected: {error}")
+                        if self.spec.failover:
+                            hop()
                         stop.wait(backoff)
                         backoff = min(backoff * 2, BACKOFF_MAX_S)
                         continue
@@ -257,6 +280,15 @@ class AmqpQueue(Workload):
         op = history.invoke(process, "connect", None, node=node.name)
         try:
             session = self.open_session(node, confirms=confirms, label=f"worker {worker}")
+            if self.spec.failover:  # declared again on every connection, as oslo.messaging does
+                try:
+                    with session.deadline():
+                        assert session.channel is not None
+                        session.channel.queue_declare(QUEUE, durable=self.spec.durable,
+                                                      arguments=self.queue_arguments)  # fmt: skip
+                except BaseException:
+                    session.abandon()
+                    raise
         except Exception as exc:
             error = _describe(exc)
             history.fail(op, error)
@@ -268,8 +300,13 @@ class AmqpQueue(Workload):
         msg_id = self.next_id()
         self.publish(session, history, history.invoke(process, "enqueue", msg_id, node=node.name), msg_id)
 
+    @property
+    def delivery_mode(self) -> int:
+        """2 (persistent: written to disk) or 1 (transient: held in memory), after ``spec.persistent``."""
+        return 2 if self.spec.persistent else 1
+
     def publish(self, session: _Session, history: HistoryWriter, op: Op, msg_id: int) -> str:
-        """Publish ``msg_id`` (persistent, mandatory) and wait for its confirm, completing ``op``: ``ok`` on
+        """Publish ``msg_id`` (persistent unless ``spec.persistent`` is off; mandatory) and wait for its confirm, completing ``op``: ``ok`` on
         the confirm, ``fail`` when the broker nacked it or returned it unroutable, ``info`` on a timeout or a
         connection or channel lost after sending (the session is then abandoned). Returns the op's type."""
         import pika  # type: ignore[import-untyped]
@@ -282,7 +319,7 @@ class AmqpQueue(Workload):
                     exchange="",
                     routing_key=QUEUE,
                     body=str(msg_id).encode("ascii"),
-                    properties=pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent),
+                    properties=pika.BasicProperties(delivery_mode=self.delivery_mode),
                     mandatory=True,
                 )
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
@@ -344,7 +381,7 @@ class AmqpQueue(Workload):
         got: list[dict[str, Any]] = []
         errors: list[str] = []
         last_progress = time.monotonic()
-        nodes = list(self.system.run.nodes)
+        nodes = list(self.system.data_nodes)
         while time.monotonic() - last_progress < DRAIN_STALL_S:
             for node in nodes:
                 before = len(got)

@@ -82,6 +82,7 @@ class Workload(ABC):
         return targets[worker % len(targets)]
 
     def targets(self) -> list[int]:
-        names = self.system.run.topology.node_names
+        """Indexes into ``system.data_nodes`` of the nodes the spec names (default: all of them)."""
+        names = [n.name for n in self.system.data_nodes]
         wanted = self.spec.nodes or names
         return [names.index(n) for n in wanted]

@@ -65,7 +65,7 @@ class _Rows(SqlWorkload):
     table: ClassVar[str] = TABLE
 
     def setup(self) -> None:
-        conn = self.connect(self.system.run.nodes[0])
+        conn = self.connect(self.system.data_nodes[0])
         try:
             with conn.cursor() as cur:
                 cur.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY, state VARCHAR(16) "
@@ -157,8 +157,8 @@ class OpenstackBoot(Workload):
         self.rows = _Rows(database, part_spec, rng)
         self.queue = AmqpQueue(broker, part_spec, rng)
         self.db_nodes = [
-            n for n in database.run.nodes if not wanted or n.name in wanted
-        ] or database.run.nodes
+            n for n in database.data_nodes if not wanted or n.name in wanted
+        ] or database.data_nodes
         self.mq_nodes = [n for n in broker.run.nodes if not wanted or n.name in wanted] or broker.run.nodes
 
     # -- setup ------------------------------------------------------------------------------------

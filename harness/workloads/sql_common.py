@@ -229,7 +229,7 @@ class SqlWorkload(Workload):
 
     # -- the client loop
     def client(self, worker: int, history: HistoryWriter, stop: threading.Event) -> None:
-        node = self.system.run.nodes[self.node_for(worker)]
+        node = self.system.data_nodes[self.node_for(worker)]
         rng = random.Random(self.seed + worker)
         process = worker
         conn = None
@@ -260,7 +260,7 @@ class SqlWorkload(Workload):
         """One ``f`` op per node, in node order: ``ok`` with ``body(cursor)``, ``fail`` when it could not
         read. ``causal``: the node first applies every write committed in the cluster before it reads."""
         process = history.new_process()
-        for node in self.system.run.nodes:
+        for node in self.system.data_nodes:
             op = history.invoke(process, f, None, node.name)
             try:
                 conn = self.connect(node, session=(CAUSAL_READS,) if causal else ())
@@ -277,7 +277,7 @@ class SqlWorkload(Workload):
     def reset_table(self, create: str, rows: Sequence[tuple[Any, ...]], insert: str) -> None:
         """Create the workload's table if needed, replace its rows, and wait (causally) until every node
         holds exactly them, so no client can see the table half-filled."""
-        conn = self.connect(self.system.run.nodes[0])
+        conn = self.connect(self.system.data_nodes[0])
         try:
             with conn.cursor() as cur:
                 cur.execute(create)
@@ -286,7 +286,7 @@ class SqlWorkload(Workload):
         finally:
             close_quietly(conn)
         expected = sorted(tuple(r) for r in rows)
-        for node in self.system.run.nodes:
+        for node in self.system.data_nodes:
             conn = self.connect(node, session=(CAUSAL_READS,))
             try:
                 with conn.cursor() as cur:
@@ -301,7 +301,7 @@ class SqlWorkload(Workload):
     def checksums(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Per node: row count and CHECKSUM TABLE of the workload's table (for the divergence checker)."""
         out: dict[str, dict[str, dict[str, Any]]] = {}
-        for node in self.system.run.nodes:
+        for node in self.system.data_nodes:
             try:
                 conn = self.connect(node)
                 with conn.cursor() as cur:

@@ -53,7 +53,7 @@ class SqlSet(SqlWorkload):
         self._scan_conns = threading.local()  # each client thread's connection to its node itself
 
     def setup(self) -> None:
-        conn = self.connect(self.system.run.nodes[0])
+        conn = self.connect(self.system.data_nodes[0])
         with conn.cursor() as cur:
             cur.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY, node VARCHAR(16))")
             cur.execute(f"TRUNCATE TABLE {TABLE}")

@@ -182,6 +182,9 @@ def test_fault_kill_then_heal_then_down(
     code, _, err = run(capsys, "fault", run_id, "kill", "n9")
     assert code == 2 and "unknown node or role 'n9'" in err
     code, _, _ = run(capsys, "heal", run_id)
+    code, out, _ = run(capsys, "fault", run_id, "partition", "--isolate", "n1")
+    assert code == 0 and "partition on [n1] | [n2,n3] via" in out  # brackets shown, not read as markup
+    code, _, _ = run(capsys, "heal", run_id)
     assert code == 0 and runtime.state(f"hh-{run_id}-n2").status == "running"
     code, _, _ = run(capsys, "down", run_id)
     assert code == 0 and runtime.containers() == [] and runtime.networks() == [] and runtime.volumes() == []

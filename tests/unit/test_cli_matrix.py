@@ -223,6 +223,10 @@ def test_nightly_then_a_regression_then_trends_rebuilt(
     assert "regression" in out and "lost 0 → 2" in out
     nightlies = sorted(p.name for p in out_dir.glob("nightly-*"))
     assert len(nightlies) == 2  # history: 2 keeps the two newest
+    lines = [json.loads(line) for line in (out_dir / "history.jsonl").open()]  # and the figures of all three
+    assert len({line["nightly"] for line in lines}) == 3
+    lost = [line["value"] for line in lines if (line["scenario"], line["figure"]) == ("wait", "lost")]
+    assert lost == [0, 0, 2]
     doc = json.loads((out_dir / "trends.json").read_text())
     assert doc["failed"] is True and [n["id"] for n in doc["nightlies"]] == nightlies
     assert {(r["figure"], r["against"]) for r in doc["regressions"]} == {

@@ -175,6 +175,7 @@ def session_for(script: dict[str, list[Any]]) -> tuple[_Session, FakeConnection]
 def workload(**spec: Any) -> AmqpQueue:
     system = SimpleNamespace(
         run=SimpleNamespace(nodes=[NODE], topology=SimpleNamespace(node_names=["n1"], settings=None)),
+        data_nodes=[NODE],
         endpoint=lambda node, service=None: ("127.0.0.1", 5672),
         client_credentials=lambda: ("harness", "per-run-password"),
     )

@@ -398,6 +398,7 @@ def workload(cls: type[Any], **spec: Any) -> Any:
     """A workload on a stand-in system; ``execute`` needs only the connection and the node."""
     system = SimpleNamespace(
         run=SimpleNamespace(nodes=[NODE], topology=SimpleNamespace(node_names=["n1"])),
+        data_nodes=[NODE],
         endpoint=lambda node, service=None: ("127.0.0.1", 13306),
         client_credentials=lambda: ("harness", "per-run-password"),
     )

@@ -53,6 +53,14 @@ exec "$server" --defaults-extra-file=/etc/harness/galera.cnf --user=mysql --wsre
 """
 
 
+GARBD_SH = r"""#!/bin/sh
+# Rendered by ha-harness: the arbitrator (garbd, galera-arbitrator-4), a voting member with no data.
+set -e
+. /etc/harness/garbd.env
+exec garbd --group="$GROUP" --address="$ADDRESS" --name="$NAME" --options="$OPTIONS"
+"""
+
+
 @dataclass(frozen=True)
 class Position:
     """A node's last committed transaction: the history (cluster state UUID) and its seqno in it."""
@@ -117,19 +125,35 @@ class GaleraCluster(ClusterSystem):
         name = f"hh-{self.run.id}"
         return name if len(name) <= GCOMM_NAME_MAX else f"hh-{self.run.id[-(GCOMM_NAME_MAX - 3) :]}"
 
+    @property
+    def arbitrator(self) -> Node | None:
+        """The node running garbd (``settings.arbitrator``: the last one), if any."""
+        name = self.topology.arbitrator
+        return None if name is None else self.run.node(name)
+
+    def provider_options(self, node: Node) -> str:
+        """gcomm's options for ``node``: the failure-detection timers, and its vote's weight if set."""
+        s = self.topology.settings
+        options = [
+            f"evs.keepalive_period={_pt(s.keepalive_period)}",
+            f"evs.inactive_check_period={_pt(min(s.inactive_check_period, s.suspect_timeout))}",
+            f"evs.suspect_timeout={_pt(s.suspect_timeout)}",
+            f"evs.inactive_timeout={_pt(s.inactive_timeout)}",
+            f"evs.install_timeout={_pt(s.install_timeout)}",
+        ]
+        if node.name in s.weights:
+            options.append(f"pc.weight={s.weights[node.name]}")
+        return ";".join(options)
+
+    def garbd_env(self, node: Node) -> str:
+        peers = ",".join(n.ip for n in self.run.nodes)
+        options = f"{self.provider_options(node)};gmcast.listen_addr=tcp://0.0.0.0:4567"
+        return f"GROUP='{self.cluster_name}'\nADDRESS='gcomm://{peers}'\nNAME='{node.name}'\nOPTIONS='{options}'\n"
+
     def galera_cnf(self, node: Node) -> str:
         s = self.topology.settings
         peers = ",".join(n.ip for n in self.run.nodes)
-        options = ";".join(
-            [
-                f"evs.keepalive_period={_pt(s.keepalive_period)}",
-                f"evs.inactive_check_period={_pt(min(s.inactive_check_period, s.suspect_timeout))}",
-                f"evs.suspect_timeout={_pt(s.suspect_timeout)}",
-                f"evs.inactive_timeout={_pt(s.inactive_timeout)}",
-                f"evs.install_timeout={_pt(s.install_timeout)}",
-                "gcache.size=64M",
-            ]
-        )
+        options = f"{self.provider_options(node)};gcache.size=64M"
         return f"""# Rendered by ha-harness for run {self.run.id}, node {node.name}
 [mysqld]
 bind-address=0.0.0.0
@@ -149,6 +173,7 @@ wsrep_node_name={node.name}
 wsrep_sst_method={s.sst_method}
 wsrep_sst_auth={USER}:{self.run.credential("client")}
 wsrep_provider_options="{options}"
+wsrep_sync_wait={s.sync_wait}
 # loose-: options of the other flavour (Percona XtraDB Cluster) must not stop MariaDB, and back
 loose-pxc-encrypt-cluster-traffic=OFF
 loose-pxc_strict_mode=PERMISSIVE
@@ -159,11 +184,18 @@ loose-wsrep_slave_threads=2
         for node in self.run.nodes:
             target = directory / node.name
             target.mkdir(parents=True, exist_ok=True)
+            if node == self.arbitrator:
+                (target / "garbd.env").write_text(self.garbd_env(node))
+                (target / "garbd.sh").write_text(GARBD_SH)
+                continue
             (target / "galera.cnf").write_text(self.galera_cnf(node))
             (target / "start.sh").write_text(START_SH)
             (target / "init.sql").write_text(account_sql(self.run.credential("client")))
 
     def container_spec(self, node: Node, *, bootstrap: bool = False) -> ContainerSpec:
+        if node == self.arbitrator:
+            return self.base_spec(node, ["sh", "/etc/harness/garbd.sh"], [Mount(str(self.node_dir(node)),
+                                  "/etc/harness")], user="0")  # fmt: skip
         flag = self.node_dir(node) / "bootstrap"
         if bootstrap:
             flag.touch()
@@ -175,7 +207,7 @@ loose-wsrep_slave_threads=2
         )
 
     def bootstrap(self) -> None:
-        nodes = self.run.nodes
+        nodes = self.data_nodes
         first, rest = nodes[0], nodes[1:]
         timeout = self.topology.timeouts.startup
         started = time.monotonic()
@@ -190,12 +222,19 @@ loose-wsrep_slave_threads=2
         for size, node in enumerate(rest, start=2):
             self.start_nodes([node])
             self.wait_ready([node], size=size, timeout=timeout - (time.monotonic() - started))
-        self.wait_ready(nodes, size=len(nodes), timeout=timeout - (time.monotonic() - started))
-        log.info(f"  galera: {len(nodes)} nodes Primary, Synced, ready ({time.monotonic() - started:.1f}s)")
+        if self.arbitrator is not None:  # garbd joins last: a member with no data needs no state transfer
+            self.start_nodes([self.arbitrator])
+        size = len(self.run.nodes)
+        self.wait_ready(nodes, size=size, timeout=timeout - (time.monotonic() - started))
+        arbitrator = " (one of them garbd)" if self.arbitrator else ""
+        log.info(
+            f"  galera: {size} members{arbitrator} Primary, Synced, ready ({time.monotonic() - started:.1f}s)"
+        )
 
     # -- recovery ---------------------------------------------------------------------------------
     def restart_nodes(self, nodes: list[Node]) -> None:
-        running = [n for n in self.run.nodes if self.container_state(n) in ("running", "paused")]
+        # the cluster stands if a data node does (garbd alone holds nothing to rejoin)
+        running = [n for n in self.data_nodes if self.container_state(n) in ("running", "paused")]
         if running:
             super().restart_nodes(nodes)  # the cluster stands: they rejoin with IST/SST
             return
@@ -204,10 +243,10 @@ loose-wsrep_slave_threads=2
     def recover_all(self) -> None:
         """Every node crashed: bootstrap from the node with the highest recovered seqno, as operators do."""
         positions: dict[str, Position | None] = {}
-        for node in self.run.nodes:
+        for node in self.data_nodes:
             positions[node.name] = self.recovered_position(node)
         history = self.history()
-        best = most_advanced(positions, self.topology.node_names, history)
+        best = most_advanced(positions, self.topology.data_node_names, history)
         shown = {n: None if p is None else str(p) for n, p in positions.items()}
         log.info(
             f"  galera full-cluster recovery: positions {shown} (last history {history}); bootstrapping {best}"
@@ -251,7 +290,7 @@ loose-wsrep_slave_threads=2
 
     def primary(self) -> Node:
         """The first node (by name) that is Synced in the Primary component; n1 when none answers."""
-        for node in self.run.nodes:
+        for node in self.data_nodes:
             try:
                 status = self.wsrep(node, timeout=1.0)
             except Exception:
@@ -317,6 +356,8 @@ loose-wsrep_slave_threads=2
         state = self.container_state(node)
         if state != "running":
             return NodeStatus(node.name, "-", node.ip, state, False, None)
+        if node == self.arbitrator:
+            return self.arbitrator_status(node)
         try:
             status = self.wsrep(node, timeout=1.0)
         except Exception as exc:
@@ -328,3 +369,15 @@ loose-wsrep_slave_threads=2
         )
         healthy = self.is_ready(status, len(self.run.nodes))
         return NodeStatus(node.name, role, node.ip, text, healthy, self.uptime(node))
+
+    def arbitrator_status(self, node: Node) -> NodeStatus:
+        """garbd answers no queries: it is healthy when running and a data node counts every member."""
+        sizes = []
+        for other in self.data_nodes:
+            try:
+                sizes.append(self.wsrep(other, timeout=1.0).get("wsrep_cluster_size"))
+            except Exception:
+                continue
+        whole = str(len(self.run.nodes)) in sizes
+        text = "garbd running" + (", counted by the cluster" if whole else ", not counted by any data node")
+        return NodeStatus(node.name, "arbitrator", node.ip, text, whole, self.uptime(node))

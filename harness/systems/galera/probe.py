@@ -52,6 +52,7 @@ class GaleraProbe(Probe):
         conn = self.system.connect(node, timeout=1.0, database=DATABASE)  # type: ignore[attr-defined]
         with conn.cursor() as cur:
             cur.execute("SET SESSION wsrep_dirty_reads = ON")
+            cur.execute("SET SESSION wsrep_sync_wait = 0")  # whatever the topology's sync_wait: never block
         return conn
 
     def tick(self, node: Node, state: dict[str, object]) -> None:

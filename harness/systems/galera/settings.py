@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.model.durations import Duration
 from harness.model.topology import StrictModel, TopologyBase
@@ -24,6 +24,30 @@ class GaleraSettings(StrictModel):
     flush_log_at_trx_commit: Literal[0, 1, 2] = 1
     # seconds between the redo log's fsyncs under flush 0 and 2 (innodb_flush_log_at_timeout)
     flush_log_at_timeout: int = Field(default=1, ge=1, le=2700)
+    # Galera variants: an arbitrator, node weights in the quorum vote, causal reads for every session
+    arbitrator: bool = Field(
+        default=False,
+        description="the last node runs garbd (galera-arbitrator-4): it votes in the quorum, holds no data "
+        "and serves no clients",
+    )
+    weights: dict[str, int] = Field(
+        default_factory=dict,
+        description="node -> its weight in the quorum vote (pc.weight, 0-255; default 1)",
+    )
+    sync_wait: int = Field(
+        default=0,
+        ge=0,
+        le=15,
+        description="wsrep_sync_wait for every session (1: reads wait for earlier commits)",
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_in_range(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = [f"{k}={v}" for k, v in value.items() if not 0 <= v <= 255]
+        if bad:
+            raise ValueError(f"pc.weight must be 0-255: {', '.join(bad)}")
+        return value
 
     @model_validator(mode="after")
     def _ordered_timers(self) -> GaleraSettings:
@@ -37,3 +61,22 @@ class GaleraSettings(StrictModel):
 class GaleraTopology(TopologyBase):
     system: Literal["galera"]
     settings: GaleraSettings = GaleraSettings()
+
+    @model_validator(mode="after")
+    def _variant_fits_the_nodes(self) -> GaleraTopology:
+        if self.settings.arbitrator and self.nodes < 3:
+            raise ValueError("settings.arbitrator: needs nodes >= 3 (at least two data nodes beside garbd)")
+        unknown = sorted(set(self.settings.weights) - set(self.node_names))
+        if unknown:
+            raise ValueError(f"settings.weights: unknown node {', '.join(unknown)}, expected one of: "
+                             f"{', '.join(self.node_names)}")  # fmt: skip
+        return self
+
+    @property
+    def arbitrator(self) -> str | None:
+        """The node running garbd (the last one), if the topology has one."""
+        return self.node_names[-1] if self.settings.arbitrator else None
+
+    @property
+    def data_node_names(self) -> list[str]:
+        return [n for n in self.node_names if n != self.arbitrator]
