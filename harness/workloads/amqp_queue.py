@@ -211,12 +211,11 @@ class AmqpQueue(Workload):
             session.close()
 
     def set_mirroring_policy(self, node: Node, policy: dict[str, object]) -> None:
+        """The classic queue's ``ha-*`` policy, set with ``rabbitmqctl set_policy`` on ``node`` (the system's
+        ``ctl``: only RabbitMQ offers the queues this workload needs)."""
         definition = json.dumps(policy, separators=(",", ":"))
-        cmd = ["rabbitmqctl", "set_policy", "--apply-to", "queues", POLICY, f"^{QUEUE}$", definition]
-        result = self.system.runtime.exec(node.container, cmd, timeout=30)
-        if result.exit_code != 0:
-            raise RuntimeError(f"{node.name}: rabbitmqctl set_policy exit {result.exit_code}: "
-                               f"{result.output.strip()[-300:]}")  # fmt: skip
+        args = ["set_policy", "--apply-to", "queues", POLICY, f"^{QUEUE}$", definition]
+        self.system.ctl(node, args, time.monotonic() + 30)  # type: ignore[attr-defined]
 
     # -- clients ----------------------------------------------------------------------------------
     def role(self, worker: int, n: int) -> str:

@@ -134,3 +134,48 @@ def test_stale_records_of_a_silent_or_empty_reporter() -> None:
     assert losing_side(views, ORDER) == []
     views["n1"] = Membership("n1", full, {})
     assert losing_side(views, ORDER) == ["n1"], "carried by n2's view, n1 answers now"
+
+
+# -- after a heal: which modes get the operator's recovery ------------------------------------------
+class _Recorded:
+    """A RabbitCluster's after_heal with its observations stubbed: ``whole`` as given, recoveries counted."""
+
+    def __init__(self, mode: str, whole: bool) -> None:
+        from types import SimpleNamespace
+
+        from harness.systems.rabbitmq.cluster import RabbitCluster
+
+        self.cluster = object.__new__(RabbitCluster)
+        settings = SimpleNamespace(partition_handling=mode, autoheal_grace=0.3)
+        self.cluster.topology = SimpleNamespace(settings=settings)  # type: ignore[assignment]
+        self.reasons: list[str] = []
+        self.cluster.memberships = lambda **_: {}  # type: ignore[method-assign]
+        self.cluster.whole = lambda views: whole  # type: ignore[method-assign]
+
+        def recover(**kw: str) -> list[str]:
+            self.reasons.append(kw.get("reason", "ignore"))
+            return []
+
+        self.cluster.recover_partitions = recover  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("mode", ["pause_minority", "autoheal", "pause_if_all_down"])
+def test_a_mode_that_did_not_merge_within_the_grace_gets_the_operators_recovery(mode: str) -> None:
+    # a node paused past the net tick comes back to peers that saw it down: a partition that no mode's
+    # rule resolves (seen in the nightly's pause-node on rabbitmq-3, pause_minority)
+    stub = _Recorded(mode, whole=False)
+    stub.cluster.after_heal()
+    assert stub.reasons == [f"{mode} had not merged the cluster in 0.3s"]
+
+
+@pytest.mark.parametrize("mode", ["pause_minority", "autoheal"])
+def test_a_cluster_whole_again_by_itself_is_left_alone(mode: str) -> None:
+    stub = _Recorded(mode, whole=True)
+    stub.cluster.after_heal()
+    assert stub.reasons == []
+
+
+def test_ignore_always_runs_the_recovery() -> None:
+    stub = _Recorded("ignore", whole=True)
+    stub.cluster.after_heal()
+    assert stub.reasons == ["ignore"]

@@ -173,21 +173,23 @@ log.file = false
 
     # -- recovery ---------------------------------------------------------------------------------
     def after_heal(self) -> None:
-        """Under ``ignore``, a partition recorded after the heal is recovered here. Under ``autoheal``
-        RabbitMQ merges by itself; if it has not within ``settings.autoheal_grace`` (3.10's autoheal can loop
-        when the loser is back before the winner saw it stop), the same recovery runs. Other modes heal
-        alone. Either recovery is an event of the run (an operator's action can itself discard messages)."""
+        """Under ``ignore``, a partition recorded after the heal is recovered here. Under ``autoheal`` and
+        ``pause_minority`` RabbitMQ merges by itself, mostly: 3.10's autoheal can loop when the loser is back
+        before the winner saw it stop, and a node that was paused (SIGSTOP) past the net tick comes back to
+        peers that saw it down, so Mnesia records a partition that no mode's rule resolves (no side is a
+        minority any more). If the cluster is not whole within ``settings.autoheal_grace``, the same recovery
+        runs. Either recovery is an event of the run (an operator's action can itself discard messages)."""
         mode = self.topology.settings.partition_handling
         grace = self.topology.settings.autoheal_grace
         if mode == "ignore":
             self.recover_partitions()
-        elif mode == "autoheal":
-            try:
-                wait_until(lambda: self.whole(self.memberships()), timeout=grace, interval=0.5,
-                           max_interval=1.0, what="rabbitmq autoheal")  # fmt: skip
-            except WaitTimeout:
-                log.info(f"  rabbitmq: autoheal has not merged the cluster in {grace:g}s; recovering")
-                self.recover_partitions(reason=f"autoheal had not merged the cluster in {grace:g}s")
+            return
+        try:
+            wait_until(lambda: self.whole(self.memberships()), timeout=grace, interval=0.5, max_interval=1.0,
+                       what=f"rabbitmq whole again under {mode}")  # fmt: skip
+        except WaitTimeout:
+            log.info(f"  rabbitmq: {mode} has not merged the cluster in {grace:g}s; recovering")
+            self.recover_partitions(reason=f"{mode} had not merged the cluster in {grace:g}s")
 
     def recover_partitions(self, *, timeout: float | None = None, reason: str = "partition_handling ignore"
                            ) -> list[str]:  # fmt: skip

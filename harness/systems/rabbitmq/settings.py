@@ -56,8 +56,9 @@ class RabbitSettings(StrictModel):
     net_ticktime: int = Field(default=60, ge=1, le=600, description="Erlang distribution tick, seconds")
     autoheal_grace: Duration = Field(
         default=20.0,
-        description="autoheal: how long RabbitMQ gets to merge the cluster by itself after a heal before "
-        "the harness does what an operator would (restart the losing side's app), and says so",
+        description="autoheal, pause_minority, pause_if_all_down: how long RabbitMQ gets to merge the "
+        "cluster by itself after a heal before the harness does what an operator would (restart the "
+        "losing side's app), and says so",
     )
 
 
