@@ -71,6 +71,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         problems += found
         if not found:
             console.print(f"[green]ok[/green] {path}: {type(spec).__name__} {getattr(spec, 'name', '')}")
+            note = _image_note(spec) if isinstance(spec, TopologyBase) else None
+            if note:
+                console.print(f"[yellow]note[/yellow] {path}: {note}")
     for tpath, topology in topologies:
         for spath, scenario in scenarios:
             pair = [
@@ -84,6 +87,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
         error("\n".join(problems))
         return EXIT_USAGE
     return EXIT_OK
+
+
+def _image_note(topology: Any) -> str | None:
+    """A plain note for a valid topology that cannot run on this host: its upstream image is absent (``up``
+    and ``run`` refuse it before anything starts). None when the image is there or built here."""
+    name = topology.image.name
+    if topology.image.profile != "upstream" or not name:
+        return None
+    try:
+        present: bool | None = _runtime().image_exists(name)
+    except Exception:
+        present = None
+    if present:
+        return None
+    why = "it is not present" if present is False else "no Docker engine answers to say whether it is present"
+    return (f"topology {topology.name} cannot run here without the image {name} ({why}; pull it where a "
+            "registry is reachable); the file itself is valid")  # fmt: skip
 
 
 def _is_nightly(path: Path) -> bool:
@@ -398,7 +418,10 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
     if args.count < 1:
         raise InputError(f"matrix: --count: expected at least 1, got {args.count}")
-    plan = plan_matrix([(expand(args.topologies), expand(args.scenarios))])
+    topologies = [*args.topologies, *args.topology_options]
+    if not topologies:
+        raise InputError("matrix: expected at least one topology (TOPOLOGY... or --topologies TOPOLOGY...)")
+    plan = plan_matrix([(expand(topologies), expand(args.scenarios))])
     _print_plan(plan, dry_run=args.dry_run)
     if args.dry_run or not plan.pairs:
         return EXIT_OK
@@ -721,6 +744,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="harness", description="Chaos and failover testing for replicated databases and brokers."
     )
     parser.add_argument("--version", action="version", version=f"harness {_version()}")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no live progress bars (image build, bring-up, timeline, checks); they are shown "
+                             "only on an interactive terminal anyway, never with --json; HARNESS_PROGRESS=0 "
+                             "turns them off too")  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
@@ -778,7 +805,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reports", default="reports", metavar="DIR", help="where reports/explore-…/ goes")
     p.add_argument("--keep", action="store_true", help="leave the cluster up afterwards")
     p = add("matrix", cmd_matrix, "run every (topology, scenario) pair that fits and compare them")
-    p.add_argument("topologies", nargs="+", metavar="TOPOLOGY")
+    p.add_argument("topologies", nargs="*", metavar="TOPOLOGY")
+    p.add_argument("--topologies", nargs="+", dest="topology_options", default=[], metavar="TOPOLOGY",
+                   help="topology files, directories of them, or globs (or give them before the options)")  # fmt: skip
     p.add_argument("--scenarios", nargs="+", required=True, metavar="SCENARIO",
                    help="scenario files, directories of them, or globs")  # fmt: skip
     p.add_argument("--count", type=int, default=1, metavar="N", help="runs of each pair")
@@ -868,13 +897,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from harness.errors import IncompleteRunError
-    from harness.report.console import error, log_to_console
+    from harness.report.console import console, error, log_to_console
+    from harness.report.progress import live_display, wanted
 
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, raise_interrupt)
     log_to_console()
     try:
-        return int(args.func(args))
+        with live_display(console, enabled=wanted(args.no_progress)):
+            return int(args.func(args))
     except IncompleteRunError as exc:
         error(str(exc))
         return EXIT_UNKNOWN

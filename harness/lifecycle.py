@@ -13,14 +13,16 @@ import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
+from harness import progress
 from harness.errors import InfraError
 from harness.model.clock import RunClock
 from harness.model.topology import TopologyBase
 from harness.paths import run_dir
 from harness.runtime import labels as L
 from harness.runtime import storage
-from harness.runtime.base import Runtime
+from harness.runtime.base import ContainerSpec, Runtime
 from harness.runtime.images import ensure_node_image
 from harness.runtime.proxies import start_toxiproxy
 from harness.runtime.reaper import sweep_orphans
@@ -60,29 +62,11 @@ def up(
     started_ns = time.monotonic_ns(), time.time_ns()
     run: Run | None = None
     try:
-        run = _create_network(topology, runtime, run_id, image, owner)
-        log.info(f"run {run.id}: network {run.network} {run.subnet} (internal)")
-        system = system_for(run, runtime)
-
-        # Toxiproxy comes up beside the first nodes (clients need it only once the cluster is ready),
-        # unless the system's own bootstrap goes through its proxies (MMM's replication links). A
-        # system with no client services has no links to proxy.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            links = system.client_links()
-            proxies = pool.submit(start_toxiproxy, run, runtime, links) if links else None
-            system.render(run_dir(run.id))
-            clock = {"mono_start_ns": started_ns[0], "wall_start_ns": started_ns[1]}
-            (run_dir(run.id) / "clock.json").write_text(json.dumps(clock))
-            if proxies is not None and system.bootstrap_uses_proxies:
-                proxies.result()
-            system.bootstrap()
-            if system.lazy_storage:
-                # What the cluster was born with is on disk (the kernel's writeback would have written it
-                # by the time a scenario starts); from here on only what is fsynced survives a power loss.
-                for node in run.nodes:
-                    system.storage(node).sync()
-            if proxies is not None:
-                proxies.result()
+        with progress.phase("bring-up", total=len(topology.node_names)) as shown:
+            shown.update("network")
+            run = _create_network(topology, runtime, run_id, image, owner)
+            log.info(f"run {run.id}: network {run.network} {run.subnet} (internal)")
+            _bring_up(run, runtime, started_ns, shown)
         if hand_over:
             runtime.create_volume(f"hh-{run.id}-up", run.labels("marker", **{L.STATE: "up"}))
     except BaseException:
@@ -93,6 +77,64 @@ def up(
                 log.warning(f"cleanup of run {run_id} failed: {exc}; `harness down --all` retries it")
         raise
     return run
+
+
+def _bring_up(run: Run, runtime: Runtime, started_ns: tuple[int, int], shown: progress.Phase) -> None:
+    """Toxiproxy and the system's bootstrap on the run's network, until the system says it is ready."""
+    for node in run.nodes:
+        shown.row(node.name, "not started", completed=0, total=2)
+    system = system_for(run, cast(Runtime, NodeStarts(runtime, shown)) if progress.enabled() else runtime)
+
+    # Toxiproxy comes up beside the first nodes (clients need it only once the cluster is ready),
+    # unless the system's own bootstrap goes through its proxies (MMM's replication links). A
+    # system with no client services has no links to proxy.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        links = system.client_links()
+        proxies = pool.submit(start_toxiproxy, run, runtime, links) if links else None
+        system.render(run_dir(run.id))
+        clock = {"mono_start_ns": started_ns[0], "wall_start_ns": started_ns[1]}
+        (run_dir(run.id) / "clock.json").write_text(json.dumps(clock))
+        if proxies is not None and system.bootstrap_uses_proxies:
+            shown.update("toxiproxy")
+            proxies.result()
+        shown.update(f"{system.name} bootstrap")
+        system.bootstrap()
+        if system.lazy_storage:
+            # What the cluster was born with is on disk (the kernel's writeback would have written it
+            # by the time a scenario starts); from here on only what is fsynced survives a power loss.
+            shown.update("syncing the nodes' disks")
+            for node in run.nodes:
+                system.storage(node).sync()
+        if proxies is not None:
+            shown.update("toxiproxy")
+            proxies.result()
+    for node in run.nodes:
+        shown.row(node.name, "ready", completed=2)
+    shown.update(f"{system.name} ready", completed=len(run.nodes))
+
+
+class NodeStarts:
+    """The runtime, telling the bring-up's display when each node's container is started (everything
+    else passed through). Readiness is the system's whole bootstrap: only its end is seen here."""
+
+    def __init__(self, runtime: Runtime, shown: progress.Phase) -> None:
+        self._runtime = runtime
+        self._shown = shown
+        self._started: set[str] = set()
+
+    def run(self, spec: ContainerSpec) -> str:
+        node = spec.labels.get(L.NODE)
+        if node is None:
+            return self._runtime.run(spec)
+        self._shown.row(node, "starting", completed=0)
+        container = self._runtime.run(spec)
+        self._started.add(node)
+        self._shown.row(node, "started", completed=1)
+        self._shown.update(completed=len(self._started))
+        return container
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runtime, name)
 
 
 def _image_for(topology: TopologyBase, runtime: Runtime) -> str:

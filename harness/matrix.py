@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -32,6 +33,9 @@ from harness.report.compare import METRICS, Comparison, compare, html_page, mark
 from harness.report.trends import MATRIX_KIND
 from harness.runner import RunOutcome, run_scenarios
 from harness.runtime.base import Runtime
+from harness.runtime.signals import no_interrupts
+
+log = logging.getLogger(__name__)
 
 __all__ = ["MATRIX_KIND", "MatrixPlan", "MatrixRun", "Pair", "Skipped", "expand", "figure_value", "matrix_dir",
            "outcome_doc", "plan_matrix", "run_matrix", "verdict_word", "write_matrix"]  # fmt: skip
@@ -167,11 +171,25 @@ def run_matrix(plan: MatrixPlan, *, runtime: Runtime, directory: Path, count: in
     """Each topology's pairs (``count`` times over, on one reused cluster) with ``run_scenarios``; the runs'
     directories go into ``directory``, then the matrix files (``write_matrix``)."""
     outcomes: list[RunOutcome] = []
-    for _, topology, pairs in plan.by_topology():
-        scenarios = [p.scenario for p in pairs] * count
-        outcomes += run_scenarios(topology, scenarios, runtime=runtime, reports=directory, keep=keep, seed=seed,
-                                  on_outcome=on_outcome)  # fmt: skip
-    return write_matrix(directory, plan, outcomes, {"count": count, "seed": seed, **(meta or {})})
+
+    def finished(outcome: RunOutcome) -> None:
+        outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    info = {"count": count, "seed": seed, **(meta or {})}
+    try:
+        for _, topology, pairs in plan.by_topology():
+            scenarios = [p.scenario for p in pairs] * count
+            run_scenarios(topology, scenarios, runtime=runtime, reports=directory, keep=keep, seed=seed,
+                          on_outcome=finished)  # fmt: skip
+    except KeyboardInterrupt:
+        # the runs already finished stay, and so does their comparison (the cluster was removed by the runner)
+        with no_interrupts():
+            write_matrix(directory, plan, outcomes, {**info, "interrupted": True})
+        log.warning(f"matrix interrupted: {len(outcomes)} run(s) finished, compared in {directory}/")
+        raise
+    return write_matrix(directory, plan, outcomes, info)
 
 
 def verdict_word(valid: object) -> str:

@@ -140,7 +140,7 @@ def check_pair(scenario: Scenario, topology: TopologyBase, source: Source) -> li
         for i, name in enumerate(spec.nodes or []):
             if name in nodes and name not in data:
                 problems.add(("workload", topology.system, "nodes", i),
-                             f"{name} is the arbitrator (garbd): it serves no clients; expected one of: "
+                             f"{name} {_non_data_role(topology)}: it serves no clients; expected one of: "
                              f"{', '.join(data)}")  # fmt: skip
             elif name not in nodes:
                 problems.add(("workload", topology.system, "nodes", i),
@@ -154,6 +154,16 @@ def check_pair(scenario: Scenario, topology: TopologyBase, source: Source) -> li
     return [text for _, text in problems.lines]
 
 
+def _non_data_role(topology: TopologyBase) -> str:
+    """What a node that serves no clients is on ``topology``: Galera's arbitrator, NDB's management or data
+    node (only its SQL nodes take clients)."""
+    if topology.system == "galera":
+        return "is the arbitrator (garbd)"
+    if topology.system == "ndb":
+        return "is a management or data node (clients use the SQL nodes)"
+    return "holds no data"
+
+
 def validate_pair(scenario: Scenario, topology: TopologyBase, path: Path | None = None) -> None:
     """``check_pair``, raising SpecError (exit 2) with every problem."""
     problems = check_pair(scenario, topology, Source.of(scenario, path))
@@ -163,7 +173,8 @@ def validate_pair(scenario: Scenario, topology: TopologyBase, path: Path | None 
 
 def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInfo, nodes: list[str],
                  topology: TopologyBase) -> None:  # fmt: skip
-    targets = [*nodes, *GROUP_TARGETS, *(ROLE_TARGETS if info.has(Capability.PRIMARY) else ())]
+    helpers = topology.helper_target_names
+    targets = [*nodes, *GROUP_TARGETS, *(ROLE_TARGETS if info.has(Capability.PRIMARY) else ()), *helpers]
     links = link_names(topology)
     held: dict[tuple[str, str], int] = {}  # claim → index of the step holding it
 
@@ -181,7 +192,10 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
         loc: Loc = ("steps", i, step.kind)
         claims: set[tuple[str, str]] = set()
         if isinstance(step, PartitionStep):
-            if needs(loc, step, Capability.PEER_MESH):
+            shape, params = step.shape_and_params()
+            if shape == "isolate" and params.get("node") in helpers:  # a balancer cut off: no mesh needed
+                claims = step.claims()
+            elif needs(loc, step, Capability.PEER_MESH):
                 shape, params = step.shape_and_params()
                 if params.get("node") in ROLE_TARGETS:
                     if not needs(loc, step, Capability.PRIMARY):

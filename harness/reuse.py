@@ -18,6 +18,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from harness import progress
 from harness.faults.nemesis import Nemesis
 from harness.lifecycle import down, system_for, up
 from harness.model.topology import TopologyBase
@@ -80,7 +81,9 @@ class ReusedCluster:
             self.used = 1
             return Lease(self.run, 1, reused=False)
         log.info(f"reusing cluster {self.run.id}: healing and waiting for every node to be healthy")
-        reason = restore(self.run, self.runtime)
+        with progress.phase("cluster reuse") as shown:
+            shown.update("healing, then every node healthy")
+            reason = restore(self.run, self.runtime)
         if reason is not None:
             log.warning(f"cluster {self.run.id} replaced: {reason}")
             self._remove()

@@ -8,6 +8,7 @@ Layout of ``reports/<run-id>/``: ``topology.json``, ``scenario.json``, ``meta.js
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -22,15 +23,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from harness import progress
 from harness.checkers import CHECKERS
-from harness.checkers.base import CheckContext, Result, compose
+from harness.checkers.base import CheckContext, Checker, Result, compose
 from harness.checkers.guarantees import check_guarantees, resolve_bounds
 from harness.errors import InputError
 from harness.faults.nemesis import Nemesis
 from harness.lifecycle import run_clock, system_for
 from harness.model.clock import RunClock
-from harness.model.faults import StepBase, WaitStep
-from harness.model.history import Event, EventWriter, HistoryWriter, SampleWriter
+from harness.model.durations import format_duration
+from harness.model.faults import StepBase, WaitStep, step_to_yaml
+from harness.model.history import Event, EventWriter, History, HistoryWriter, SampleWriter
 from harness.model.scenario import Scenario, WorkloadSpec
 from harness.model.topology import TopologyBase
 from harness.plan import checker_names, validate_pair, workload_spec
@@ -42,6 +45,7 @@ from harness.stored_run import StoredRun, load_stored_run
 from harness.systems.base import ClusterSystem
 from harness.systems.registry import topology_adapter
 from harness.workloads import workload_class
+from harness.workloads.base import Workload
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +62,52 @@ class RunOutcome:
     replaced: str | None = None  # why the cluster was replaced before this scenario, if it was
 
 
-def apply_step(nemesis: Nemesis, step: StepBase, stop: threading.Event) -> None:
-    """One timeline step: a wait is the scenario's clock; anything else is the nemesis's."""
+def apply_step(nemesis: Nemesis, step: StepBase, stop: threading.Event) -> list[Event]:
+    """One timeline step: a wait is the scenario's clock; anything else is the nemesis's (its events)."""
     if isinstance(step, WaitStep):
         stop.wait(step.wait)
-    else:
-        nemesis.apply(step)
+        return []
+    return nemesis.apply(step)
+
+
+def run_timeline(scenario: Scenario, nemesis: Nemesis, stop: threading.Event, shown: progress.Phase) -> None:
+    """The settle, then every step in order; ``shown``: the scenario's own clock (settle and waits, so a
+    slow fault does not advance it), the step in effect and its number."""
+    shown.update(f"t=0s settle {scenario.settle:g}s", completed=0.0, until=scenario.settle)
+    stop.wait(scenario.settle)
+    at, count = scenario.settle, len(scenario.steps)
+    for number, step in enumerate(scenario.steps, 1):
+        if isinstance(step, WaitStep):
+            shown.update(completed=at, until=at + step.wait)
+            at += step.wait
+        else:
+            shown.update(f"step {number}/{count} t={at:.0f}s {describe_step(step)}", completed=at)
+        events = apply_step(nemesis, step, stop)
+        opened = [ev for ev in events if ev.end is None]
+        if opened:
+            faults = "; ".join(f"{ev.name} {_target(ev)}" for ev in opened)
+            shown.update(f"step {number}/{count} t={at:.0f}s {faults}")
+    shown.update(completed=at)
+
+
+def describe_step(step: StepBase) -> str:
+    """A step in a few words: ``kill primary``, ``partition isolate=n1``, ``heal all``."""
+    if isinstance(step, WaitStep):
+        return f"wait {format_duration(step.wait)}"
+    doc = step_to_yaml(step)
+    value = doc.get(step.kind, doc)
+    if isinstance(value, dict):
+        return " ".join([step.kind, *(f"{k}={_words(v)}" for k, v in value.items() if v is not None)])
+    return f"{step.kind} {_words(value)}"
+
+
+def _words(value: object) -> str:
+    if isinstance(value, list):
+        nested = any(isinstance(v, list) for v in value)
+        return (" | " if nested else ",").join(_words(v) for v in value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={_words(v)}" for k, v in value.items() if v is not None)
+    return str(value)
 
 
 class RunLog:
@@ -190,7 +234,9 @@ def _run(lease: Lease, topology: TopologyBase, scenario: Scenario, spec: Workloa
     clock = RunClock() if lease.reused else run_clock(run)
     rng = random.Random(seed)
     workload = workload_class(spec.type)(system, spec, rng)
-    workload.setup()
+    with progress.phase("workload setup") as shown:
+        shown.update(f"{spec.type}: {spec.clients} clients")
+        workload.setup()
     phases.mark("setup")
     history = HistoryWriter(out / "history.jsonl", clock, concurrency=spec.clients)
     events = EventWriter(out / "events.jsonl", clock)
@@ -202,23 +248,37 @@ def _run(lease: Lease, topology: TopologyBase, scenario: Scenario, spec: Workloa
     samples = SampleWriter(out / "samples.jsonl", clock)
     probes = probes_for(system, samples).start()
     threads = workload.run(history, stop)
-    try:
-        stop.wait(scenario.settle)
-        for step in scenario.steps:
-            apply_step(nemesis, step, stop)
-        phases.mark("timeline")
-        log.info("healing and waiting for the cluster to recover")
-        nemesis.heal(wait=True)
-        phases.mark("recovery")
-        stop.wait(spec.quiesce)
-        phases.mark("quiesce")
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=spec.timeout * 3 + 5)
-        probes.stop()
-        samples.close()
-        phases.mark("stop")
+    with contextlib.ExitStack() as finishing:
+        try:
+            with progress.phase("timeline", total=scenario.duration_s, clock=True) as shown:
+                run_timeline(scenario, nemesis, stop, shown)
+            phases.mark("timeline")
+            after = finishing.enter_context(progress.phase("after the timeline"))
+            after.update("heal")
+            log.info("healing and waiting for the cluster to recover")
+            nemesis.heal(wait=True)
+            phases.mark("recovery")
+            after.update(f"quiesce {spec.quiesce:g}s")
+            stop.wait(spec.quiesce)
+            phases.mark("quiesce")
+            after.update("stopping the workload")
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=spec.timeout * 3 + 5)
+            probes.stop()
+            samples.close()
+            phases.mark("stop")
+        result = _finish(workload, history, events, system, out, phases, after)
+    meta["phases_s"] = phases.durations  # where the scenario's wall time went (bench/scenario_overhead.py)
+    (out / "meta.json").write_text(json.dumps(meta))
+    return result
+
+
+def _finish(workload: Workload, history: HistoryWriter, events: EventWriter, system: ClusterSystem, out: Path,
+            phases: Phases, shown: progress.Phase) -> Result:  # fmt: skip
+    """Final reads, checksums, the containers' logs, the checks and the report: the scenario's result."""
+    shown.update("final reads")
     log.info("final reads")
     workload.final_read(history)
     phases.mark("final_read")
@@ -227,15 +287,16 @@ def _run(lease: Lease, topology: TopologyBase, scenario: Scenario, spec: Workloa
     events.close()
     if checksums is not None:
         (out / "checksums.json").write_text(json.dumps(checksums, indent=2, sort_keys=True))
+    shown.update("saving the containers' logs")
     _save_logs(system, out / "logs")
     phases.mark("logs")
+    shown.update("checks")
     stored = load_stored_run(out)
     result = check_report(out, stored=stored)
     phases.mark("check")
+    shown.update("report")
     write_report(out, result, stored)
     phases.mark("report")
-    meta["phases_s"] = phases.durations  # where the scenario's wall time went (bench/scenario_overhead.py)
-    (out / "meta.json").write_text(json.dumps(meta))
     return result
 
 
@@ -291,14 +352,29 @@ def check_report(out: Path, *, write: bool = True, stored: StoredRun | None = No
     names = checker_names(scenario, system)
     ctx = CheckContext(events=stored.events, checksums=stored.checksums, samples=stored.samples,
                        options=scenario.checks)  # fmt: skip
-    result = compose({name: CHECKERS[name] for name in names})(stored.history, ctx)
-    bounds = resolve_bounds(topology.expect, scenario.expect, system=system, topology=topology.name)
-    result = check_guarantees(result, bounds)  # the scenario's (and topology's) `expect:`, a child
+    with progress.phase("checks") as shown:
+        checkers = {name: _shown_as(name, CHECKERS[name], shown) for name in names}
+        result = compose(checkers)(stored.history, ctx)
+        shown.update("guarantees")
+        bounds = resolve_bounds(topology.expect, scenario.expect, system=system, topology=topology.name)
+        result = check_guarantees(result, bounds)  # the scenario's (and topology's) `expect:`, a child
     result = with_harness_actions(result, stored.events)
     result = with_replacement(result, out)
     if write:
         (out / "result.json").write_text(json.dumps(result.to_dict(), indent=2, sort_keys=True))
     return result
+
+
+def _shown_as(name: str, checker: Checker, shown: progress.Phase) -> Checker:
+    """``checker``, its name shown as the current step while it runs."""
+
+    def run(history: History, ctx: CheckContext, /) -> Result:
+        shown.update(name)
+        return checker(history, ctx)
+
+    run.__name__ = getattr(checker, "__name__", name)
+    run.__doc__ = getattr(checker, "__doc__", None)
+    return run
 
 
 def _stored_topology(out: Path, doc: dict[str, Any]) -> TopologyBase:

@@ -73,6 +73,10 @@ class FaultKind(ABC):
         """(mechanism, target) pairs held while ``step`` is in effect, with targets resolved."""
         return step.claims()
 
+    def requirements(self, step: StepBase) -> frozenset[Capability]:
+        """What the system must have for ``step``: the kind's ``requires`` unless a step needs less."""
+        return self.requires
+
 
 class TargetedFaultKind(FaultKind):
     """A kind whose steps each name one ``target`` (a node, a role, ``all``…) and claim (mechanism, node)

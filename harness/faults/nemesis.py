@@ -96,6 +96,13 @@ class Nemesis:
             return [n for t in target for n in self.resolve(t)]
         if target in ROLE_TARGETS:
             return [self.system.primary()]
+        helpers = self.system.helper_targets()
+        if target in helpers:
+            return [helpers[target]]
+        if target in self.run.topology.helper_target_names:
+            role = self.system.role_target(target)
+            if role is not None:
+                return [role]
         if target == "all":
             return list(self.run.nodes)
         if target == "random":
@@ -103,7 +110,9 @@ class Nemesis:
         if target == "minority":
             return self.rng.sample(self.run.nodes, (len(names) - 1) // 2)
         if target not in names:
-            expected = ", ".join([*names, *ROLE_TARGETS, *GROUP_TARGETS])
+            expected = ", ".join(
+                [*names, *ROLE_TARGETS, *GROUP_TARGETS, *self.run.topology.helper_target_names]
+            )
             raise InputError(f"target: unknown node or role {target!r}, expected one of: {expected}")
         return [self.run.node(target)]
 
@@ -111,7 +120,7 @@ class Nemesis:
     def kind_for(self, step: StepBase) -> FaultKind:
         for kind in self.kinds:
             if isinstance(step, kind.steps):
-                missing = kind.requires - self.info.capabilities
+                missing = kind.requirements(step) - self.info.capabilities
                 if missing:
                     needs = ", ".join(DESCRIPTIONS[c] for c in sorted(missing))
                     raise InputError(f"{step.kind}: needs {needs}, which {self.system.name} does not have")

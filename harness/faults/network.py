@@ -20,6 +20,7 @@ class PartitionFaults(FaultKind):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
         self.current: Event | None = None
+        self.isolated: list[Node] = []  # helpers cut off (a balancer), healed with the nodes
 
     def plan(self, step: PartitionStep) -> shapes.Partition:
         """The partition ``step`` means on this cluster (a role resolved); InputError before any change."""
@@ -31,8 +32,44 @@ class PartitionFaults(FaultKind):
         clusters = [part.node_names for part in topology.parts()]
         return shapes.plan(shape, topology.node_names, rng=self.ctx.rng, clusters=clusters, **params)
 
+    def requirements(self, step: StepBase) -> frozenset[Capability]:
+        """A helper (a balancer) is cut off by its own rules: no peer mesh needed for that."""
+        if isinstance(step, PartitionStep):
+            shape, params = step.shape_and_params()
+            if shape == "isolate" and params["node"] in self.ctx.run.topology.helper_target_names:
+                return frozenset()
+        return self.requires
+
+    def helper_isolated(self, step: PartitionStep) -> Node | None:
+        """The helper (a balancer) an ``isolate`` step names, if it names one rather than a node."""
+        shape, params = step.shape_and_params()
+        if shape != "isolate":
+            return None
+        helpers = self.ctx.system.helper_targets()
+        if params["node"] not in helpers and params["node"] not in self.ctx.run.topology.helper_target_names:
+            return None
+        (node,) = self.ctx.resolve(params["node"])
+        return node if node.name in helpers else None
+
+    def isolate_helper(self, helper: Node) -> list[Event]:
+        """A helper cut off from the whole run network, both ways (its peer, the nodes, Toxiproxy and the
+        clients on the host): nothing reaches it and nothing it sends gets out."""
+        run = self.ctx.run
+        how = netfilter.mode()
+        netfilter.apply(self.ctx.runtime, helper.container, [], how, isolate=run.subnet)
+        self.isolated.append(helper)
+        detail = {"shape": "isolate", "components": [[helper.name], ["everything else"]], "how": how,
+                  "subnet": run.subnet, "helper": True}  # fmt: skip
+        self.current = self.ctx.events.open(
+            "partition", f"iptables({how})", f"[{helper.name}] | [rest]", detail
+        )
+        return [self.current]
+
     def apply(self, step: StepBase) -> list[Event]:
         assert isinstance(step, PartitionStep)
+        helper = self.helper_isolated(step)
+        if helper is not None:
+            return self.isolate_helper(helper)
         plan = self.plan(step)
         run = self.ctx.run
         ip = {n.name: n.ip for n in run.nodes}
@@ -50,6 +87,9 @@ class PartitionFaults(FaultKind):
 
     def heal(self) -> list[Event]:
         how = netfilter.mode()
-        parallel(lambda n: netfilter.apply(self.ctx.runtime, n.container, [], how), self.ctx.run.nodes)
+        helpers, self.isolated = self.isolated, []
+        parallel(
+            lambda n: netfilter.apply(self.ctx.runtime, n.container, [], how), [*self.ctx.run.nodes, *helpers]
+        )
         ended, self.current = self.current, None
         return [self.ctx.events.close(ended)] if ended else []

@@ -103,5 +103,6 @@ class ProcessFaults(FaultKind):
         return ended
 
     def heal(self) -> list[Event]:
-        nodes = list(self.ctx.run.nodes)
+        """Every node and helper target (a balancer) resumed and started."""
+        nodes = [*self.ctx.run.nodes, *self.ctx.system.helper_targets().values()]
         return self.resume(nodes) + self.start(nodes, wait=False)

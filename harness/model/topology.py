@@ -81,6 +81,12 @@ class TopologyBase(StrictModel):
         """The nodes that hold the data and serve clients: all of them, but for an arbitrator (garbd)."""
         return self.node_names
 
+    @property
+    def helper_target_names(self) -> list[str]:
+        """Containers beside the nodes that faults may also target by name (a balancer pair's), and the
+        roles among them; none by default."""
+        return []
+
     def parts(self) -> list[TopologyBase]:
         """The clusters of the topology: itself, or each of a composite's (a database and a broker)."""
         return [self]

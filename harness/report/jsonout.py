@@ -1,7 +1,8 @@
 """Machine-readable output of the ``--json`` flags: one JSON document on stdout, nothing else there.
 
 While a command prints JSON, the harness's progress lines go to stderr instead of stdout (``logs_on_stderr``),
-so ``harness check RUN --json | jq .valid`` always reads a whole document.
+so ``harness check RUN --json | jq .valid`` always reads a whole document; no live progress display is
+shown meanwhile (``harness.progress.disabled``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
+from harness import progress
 from harness.checkers.base import jsonable
 from harness.report.console import ProgressHandler
 from harness.systems.base import NodeStatus
@@ -38,7 +40,8 @@ def logs_on_stderr() -> Iterator[None]:
     plain.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(plain)
     try:
-        yield
+        with progress.disabled():  # no live display either: stderr holds plain lines, stdout the document
+            yield
     finally:
         root.removeHandler(plain)
         for h in moved:

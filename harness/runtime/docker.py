@@ -15,6 +15,7 @@ import docker.errors
 from docker.models.containers import Container
 from docker.types import IPAMConfig, IPAMPool
 
+from harness import progress
 from harness.errors import InfraError
 from harness.runtime import labels as L
 from harness.runtime.base import ContainerSpec, ContainerState, ContainerStatus, ExecResult, Resource
@@ -55,7 +56,11 @@ class DockerRuntime:
             for chunk in self.api.build(path=context, tag=tag, rm=True, decode=True):
                 if "error" in chunk:
                     raise InfraError(f"docker build failed: {chunk['error'].strip()}")
-                lines += [chunk["stream"].rstrip()] if chunk.get("stream", "").strip() else []
+                line = chunk.get("stream", "").strip()
+                if line:
+                    lines.append(chunk["stream"].rstrip())
+                    if line.startswith("Step "):
+                        progress.note(line[:100])  # the image build's current step, on a live display
         except InfraError:
             raise
         except Exception as exc:

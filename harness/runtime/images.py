@@ -15,6 +15,7 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+from harness import progress
 from harness.errors import InfraError
 from harness.runtime.base import Runtime
 
@@ -56,18 +57,20 @@ def ensure_node_image(runtime: Runtime, *, force: bool = False, via: str = "auto
     method = via
     if method == "auto":
         method = "mmdebstrap" if shutil.which("mmdebstrap") and os.geteuid() == 0 else "dockerfile"
-    log.info(f"building node image {ref} via {method} (Debian {SUITE}: {len(packages())} packages)")
-    if method == "mmdebstrap":
-        _build_offline(runtime, ref)
-    elif method == "dockerfile":
-        _build_dockerfile(runtime, ref)
-    else:
+    if method not in ("mmdebstrap", "dockerfile"):
         raise InfraError(f"unknown image build method {via!r}, expected auto, mmdebstrap or dockerfile")
+    log.info(f"building node image {ref} via {method} (Debian {SUITE}: {len(packages())} packages)")
+    with progress.phase("image build") as shown:
+        shown.update(f"{ref} via {method}")
+        if method == "mmdebstrap":
+            _build_offline(runtime, ref, shown)
+        else:
+            _build_dockerfile(runtime, ref)
     log.info(f"node image {ref} built")
     return ref
 
 
-def _build_offline(runtime: Runtime, ref: str) -> None:
+def _build_offline(runtime: Runtime, ref: str, shown: progress.Phase) -> None:
     mirror = os.environ.get("HARNESS_DEBIAN_MIRROR", DEFAULT_MIRROR)
     customize = recipe_dir() / "customize.sh"
     with tempfile.TemporaryDirectory(prefix="ha-harness-image-") as tmp:
@@ -85,16 +88,29 @@ def _build_offline(runtime: Runtime, ref: str) -> None:
             mirror,
         ]
         log.info("  mmdebstrap: resolving and installing packages into a root file system")
-        with build_log.open("w") as out:
-            done = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
-        if done.returncode != 0:
+        returncode = _logged_run(cmd, build_log, shown, prefix="mmdebstrap: ")
+        if returncode != 0:
             tail = "\n".join(build_log.read_text(errors="replace").splitlines()[-15:])
-            raise InfraError(f"mmdebstrap failed (exit {done.returncode}); last lines:\n{tail}")
+            raise InfraError(f"mmdebstrap failed (exit {returncode}); last lines:\n{tail}")
         log.info(f"  docker import: {tarball.stat().st_size // 2**20} MiB")
+        shown.update(f"docker import: {tarball.stat().st_size // 2**20} MiB")
         tag = ref.split(":")[1]
         runtime.import_image(str(tarball), ref, ['CMD ["/bin/bash"]', f"LABEL io.ha-harness.recipe={tag}"])
     if not runtime.image_exists(ref):
         raise InfraError(f"docker import did not produce {ref}")
+
+
+def _logged_run(cmd: list[str], build_log: Path, shown: progress.Phase, *, prefix: str) -> int:
+    """Run ``cmd`` with its output in ``build_log``, its latest line shown as the phase's step."""
+    with build_log.open("w") as out:
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              errors="replace") as proc:  # fmt: skip
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                out.write(line)
+                if line.strip():
+                    shown.update(prefix + line.strip()[:100])
+        return proc.wait()
 
 
 def _build_dockerfile(runtime: Runtime, ref: str) -> None:

@@ -54,17 +54,23 @@ def host_tool(name: str) -> str:
     return name.replace("iptables-", f"iptables-{backend()}-") if backend() == "legacy" else name
 
 
-def ruleset(drop_from: Iterable[str]) -> str:
-    """The whole filter table: drop every packet arriving from the given peer addresses."""
+def ruleset(drop_from: Iterable[str], isolate: str | None = None) -> str:
+    """The whole filter table: drop every packet arriving from the given peer addresses; with ``isolate``
+    (a subnet), every packet from or to that subnet on any interface but loopback, both ways."""
     lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
     lines += [f'-A INPUT -s {ip}/32 -m comment --comment "{COMMENT}" -j DROP' for ip in sorted(drop_from)]
+    if isolate:
+        lines += [f'-A INPUT ! -i lo -s {isolate} -m comment --comment "{COMMENT}" -j DROP',
+                  f'-A OUTPUT ! -o lo -d {isolate} -m comment --comment "{COMMENT}" -j DROP']  # fmt: skip
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
 
-def apply(runtime: Runtime, container: str, drop_from: Iterable[str], how: str | None = None) -> None:
-    """Replace the node's filter table so that it drops packets from ``drop_from`` (empty: heal)."""
-    text = ruleset(drop_from)
+def apply(runtime: Runtime, container: str, drop_from: Iterable[str], how: str | None = None, *,
+          isolate: str | None = None) -> None:  # fmt: skip
+    """Replace the node's filter table so that it drops packets from ``drop_from`` (and, with ``isolate``,
+    everything from or to that subnet); nothing given: heal."""
+    text = ruleset(drop_from, isolate)
     how = how or mode()
     if how == "nsenter":
         pid = runtime.state(container).pid

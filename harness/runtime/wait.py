@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from harness import progress
 from harness.errors import InfraError
 
 T = TypeVar("T")
@@ -29,6 +30,21 @@ def wait_until(
     Exceptions raised by ``check`` count as "not yet" and the last one is quoted on timeout; the poll
     interval grows from ``interval`` to ``max_interval``.
     """
+    progress.note(f"waiting for {what}")
+    try:
+        return _poll(check, timeout, what, interval, max_interval, details)
+    finally:
+        progress.note(None)
+
+
+def _poll(
+    check: Callable[[], T | None],
+    timeout: float,
+    what: str,
+    interval: float,
+    max_interval: float,
+    details: Callable[[], str] | None,
+) -> T:
     deadline = time.monotonic() + timeout
     last: str = "never checked"
     delay = interval

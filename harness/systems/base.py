@@ -141,6 +141,15 @@ class ClusterSystem(ABC):
         """The node a "primary"/"leader"/"writer" target means; systems refine this."""
         return self.run.nodes[0]
 
+    def helper_targets(self) -> dict[str, Node]:
+        """Containers beside the nodes that process faults and ``isolate`` may target by name (a balancer
+        pair's ``lb1``, ``lb2``), as nodes; none by default (``topology.helper_target_names``)."""
+        return {}
+
+    def role_target(self, role: str) -> Node | None:
+        """The helper a role among ``topology.helper_target_names`` means now (``balancer``); None if none."""
+        return None
+
     def restart_nodes(self, nodes: list[Node]) -> None:
         """Start stopped or killed nodes again; they rejoin the cluster on their own."""
         with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:

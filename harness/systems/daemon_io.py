@@ -5,6 +5,7 @@ node image) and imported as a sibling module there, so it uses the standard libr
 
 * ``log``: a line on stdout with a UTC wall-clock stamp (every container shares the host's clock);
 * ``HAProxy``: its runtime API (``stats socket ipv4@...:PORT level admin``), one command per connection;
+  ``HAProxyGroup``: a balancer pair's two, kept routing alike (``haproxy_api`` picks one or the other);
 * ``mysql_connect`` / ``close_quietly`` / ``slave_status``;
 * ``Heartbeat``: pt-heartbeat ``--update`` through HAProxy's writer frontend, started once the writer's
   server is ready, restarted when it exits and whenever the writer moves. Never with ``--create-table``:
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -26,6 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -42,13 +45,18 @@ class HAProxy:
         self.address = (host, port)
         self.timeout = timeout
 
-    def command(self, line: str) -> str:
+    def query(self, line: str) -> str:
+        """The API's answer to ``line``, as it is (``show ...``)."""
         with socket.create_connection(self.address, timeout=self.timeout) as sock:
             sock.sendall(line.encode() + b"\n")
             chunks = []
             while chunk := sock.recv(4096):
                 chunks.append(chunk)
-        answer = b"".join(chunks).decode(errors="replace").strip()
+        return b"".join(chunks).decode(errors="replace").strip()
+
+    def command(self, line: str) -> str:
+        """``line``, which must succeed (a set command's answer is empty)."""
+        answer = self.query(line)
         if answer and not answer.startswith("Server state"):  # success answers are empty
             raise RuntimeError(f"haproxy: {line!r}: {answer}")
         return answer
@@ -57,6 +65,104 @@ class HAProxy:
         self.command(f"set server {backend}/{server} state {'ready' if ready else 'maint'}")
         if not ready:
             self.command(f"shutdown sessions server {backend}/{server}")
+
+
+SET_STATE = re.compile(r"^set server (\S+)/(\S+) state (ready|maint)$")
+FORCED_MAINT = 0x01  # srv_admin_state's flag set by ``state maint`` (0x04, the config's "disabled", stays)
+
+
+def server_states(answer: str) -> dict[tuple[str, str], bool]:
+    """``show servers state``'s answer as (backend, server) → ready: running (op_state not 0: servers have
+    no health checks here) and not forced into maintenance. A server ``disabled`` in the config and never
+    set ready (a HAProxy started again) is stopped."""
+    out: dict[tuple[str, str], bool] = {}
+    for line in answer.splitlines():
+        fields = line.split()
+        if len(fields) > 6 and fields[0].isdigit():  # be_id be_name srv_id srv_name addr op_state admin_state
+            out[(fields[1], fields[3])] = fields[5] != "0" and not int(fields[6]) & FORCED_MAINT
+    return out
+
+
+class HAProxyGroup:
+    """A balancer pair's HAProxies, which must route alike. A command goes to every member in step, and
+    fails only when none took it; the state of every server set is remembered. Every ``RESYNC_S`` a
+    background thread compares each member's server states with that record: a member that differs
+    (back from a kill with its rendered config), failed a command or does not answer (paused, cut off) is
+    out of step — skipped by commands, so a frozen one costs one timeout, not one per command — until the
+    thread has replayed the record onto it with nothing set meanwhile."""
+
+    RESYNC_S = 0.5
+
+    def __init__(self, members: list[HAProxy], *, resync: bool = True) -> None:
+        self.members = members
+        self.lock = threading.Lock()
+        self.desired: dict[tuple[str, str], bool] = {}
+        self.version = 0
+        self.behind: set[int] = set()
+        if resync:
+            threading.Thread(target=self._resync_loop, name="haproxy-resync", daemon=True).start()
+
+    def command(self, line: str) -> str:
+        match = SET_STATE.match(line)
+        answers: list[str] = []
+        errors: list[Exception] = []
+        with self.lock:
+            if match:
+                self.desired[(match[1], match[2])] = match[3] == "ready"
+                self.version += 1
+            for i, member in enumerate(self.members):
+                if i in self.behind:
+                    continue
+                try:
+                    answers.append(member.command(line))
+                except Exception as exc:
+                    self.behind.add(i)
+                    errors.append(exc)
+                    log(f"haproxy {member.address[0]}: out of step ({type(exc).__name__}: {exc})")
+        if not answers:
+            raise errors[-1] if errors else RuntimeError("haproxy: no balancer in step answers")
+        return answers[0]
+
+    def set_state(self, backend: str, server: str, ready: bool) -> None:
+        self.command(f"set server {backend}/{server} state {'ready' if ready else 'maint'}")
+        if not ready:
+            self.command(f"shutdown sessions server {backend}/{server}")
+
+    def _resync_loop(self) -> None:
+        while True:
+            time.sleep(self.RESYNC_S)
+            for i, member in enumerate(self.members):
+                with contextlib.suppress(Exception):
+                    self._check(i, member)
+
+    def _check(self, i: int, member: HAProxy) -> None:
+        with self.lock:
+            desired, version = dict(self.desired), self.version
+        try:
+            states = server_states(member.query("show servers state"))
+        except Exception:
+            with self.lock:
+                self.behind.add(i)
+            return
+        if i not in self.behind and all(states.get(k) == v for k, v in desired.items()):
+            return
+        with self.lock:
+            self.behind.add(i)
+        for (backend, server), ready in desired.items():  # outside the lock: commands skip this member
+            member.command(f"set server {backend}/{server} state {'ready' if ready else 'maint'}")
+            if not ready:
+                member.command(f"shutdown sessions server {backend}/{server}")
+        with self.lock:
+            if self.version == version:
+                self.behind.discard(i)
+                log(f"haproxy {member.address[0]}: in step ({len(desired)} server states)")
+
+
+def haproxy_api(cfg: dict[str, Any] | list[dict[str, Any]]) -> HAProxy | HAProxyGroup:
+    """The daemon's HAProxy: one (``{"host", "port"}``), or a balancer pair's (a list of them)."""
+    if isinstance(cfg, dict):
+        return HAProxy(cfg["host"], cfg["port"])
+    return HAProxyGroup([HAProxy(c["host"], c["port"]) for c in cfg])
 
 
 def mysql_connect(
@@ -121,16 +227,14 @@ class Heartbeat:
             with self.lock:
                 self.figures["running"] = True
                 self.figures["pid"] = proc.pid
-            began = time.monotonic()
+            began = watched = time.monotonic()
             while proc.poll() is None:
                 moved = self.epoch() != epoch
-                if moved:
-                    proc.terminate()
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        proc.wait(2)
-                    if proc.poll() is None:
-                        proc.kill()
+                if moved or self._stalled(began, watched):
+                    self._stop(proc)
                     break
+                if time.monotonic() - watched >= self.WATCH_S:
+                    watched = time.monotonic()
                 time.sleep(0.05)
             proc.wait()
             with self.lock:
@@ -139,6 +243,51 @@ class Heartbeat:
                 self.figures["last_exit"] = proc.returncode
             delay = 0.2 if time.monotonic() - began > 5 else min(2.0, delay * 2)
             time.sleep(0.0 if moved else delay)
+
+    WATCH_S = 2.0  # how often a running pt-heartbeat's newest stamp is looked at
+    STALL_S = 3.0  # a stamp this old, read through the writer frontend that answers, is a hung pt-heartbeat
+
+    def _stalled(self, began: float, watched: float) -> bool:
+        """Whether pt-heartbeat hangs: its newest stamp, read through the writer frontend (which answers),
+        is older than ``STALL_S``. Its connection has no read timeout, so one left on a balancer that lost
+        the address (a frozen HAProxy whose kernel still holds the TCP session) would block it for good."""
+        now = time.monotonic()
+        if now - began < self.STALL_S or now - watched < self.WATCH_S:
+            return False
+        age = self.newest_age()
+        if age is None or age <= self.STALL_S:
+            return False
+        log(f"pt-heartbeat: newest stamp {age:.1f}s old though the writer answers; restarting it")
+        with self.lock:
+            self.figures["stalls"] = self.figures.get("stalls", 0) + 1
+        return True
+
+    def newest_age(self) -> float | None:
+        """Seconds since the newest stamp in the table, read through the writer frontend; None when that
+        does not answer within a second (then pt-heartbeat cannot write either: not a hang)."""
+        hb = self.cfg
+        conn = None
+        try:
+            conn = mysql_connect(hb, hb["host"], hb["port"], timeout=1.0)
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT MAX(ts) FROM {hb['database']}.{hb['table']}")
+                (ts,) = cur.fetchone()
+        except Exception:
+            return None
+        finally:
+            close_quietly(conn)
+        if not ts:
+            return None
+        stamp = datetime.fromisoformat(str(ts)).replace(tzinfo=UTC).timestamp()
+        return time.time() - stamp
+
+    @staticmethod
+    def _stop(proc: subprocess.Popen[str]) -> None:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(2)
+        if proc.poll() is None:
+            proc.kill()
 
     def _output(self, proc: subprocess.Popen[str]) -> None:
         last = ""

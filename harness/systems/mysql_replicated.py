@@ -1,13 +1,11 @@
-"""What the MySQL systems replicated through proxies share (MMM, async source–replica): HAProxy's writer
-and reader frontends over the nodes' client proxies, helper containers beside the nodes (HAProxy, a
-monitor or manager), the accounts, pt-heartbeat's table, and direct admin connections for observation.
+"""What the MySQL systems replicated through proxies share (MMM, async source–replica): MariaDB nodes behind
+HAProxy's frontends (``mysql_frontends``: one HAProxy or the balancer pair), a helper daemon beside the
+nodes (a monitor or manager), the accounts, pt-heartbeat's table, and direct admin connections for
+observation.
 
 Accounts: the workloads' ``harness`` user loses ``READ_ONLY ADMIN`` here, so ``read_only`` really refuses
 its writes on a node that is not the writer; the monitor/manager and this module administer the servers as
 ``mmm_agent``; replication connects as ``repl`` (so killing client connections never hits a binlog dump).
-Clients reach the cluster as applications do: ``endpoint(node)`` is the writer frontend whatever the node;
-per-node reads (final reads, checksums) run inside ``node_endpoints()``, which gives each node's own client
-proxy.
 """
 
 from __future__ import annotations
@@ -18,9 +16,8 @@ import logging
 import os
 import shlex
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -31,18 +28,19 @@ from harness.runtime.base import ContainerSpec, Mount
 from harness.runtime.proxies import Link, create_links, links_for, toxiproxy_ip
 from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
-from harness.systems.base import ClusterSystem
 from harness.systems.mysql import DATABASE, IMAGE_PASSWORD, USER, storage_cnf
+from harness.systems.mysql_frontends import (
+    HAPROXY_API_PORT,
+    READER_PORT,
+    WRITER_PORT,
+    HAProxyFrontends,
+)
 
 log = logging.getLogger(__name__)
 
 ADMIN_USER = "mmm_agent"
 REPL_USER = "repl"
-HAPROXY_HOST = 3  # .3 of the run's subnet
-WRITER_PORT = 3306
-READER_PORT = 3307
 REPL_FRONT_PORT = 3308  # replicas' way to the source (async replication), behind their nK-repl links
-HAPROXY_API_PORT = 9999
 HEARTBEAT_TABLE = "heartbeat"  # pt-heartbeat's table in DATABASE
 HEARTBEAT_INTERVAL = 0.1
 REPL_PORT_OFFSET = 100  # nK-repl listens 100 above nK-mysql: n1-repl on 11406, n2-repl on 12406
@@ -103,63 +101,12 @@ def setup_sql(admin: str, repl: str, client: str) -> tuple[str, ...]:
     )
 
 
-class ProxiedMysqlCluster(ClusterSystem):
+class ProxiedMysqlCluster(HAProxyFrontends):
     """Base of MMM and async replication: MariaDB nodes, HAProxy's frontends, helper containers."""
 
     client_port = 3306
     bootstrap_uses_proxies = True  # replication and HAProxy's backends go through the run's Toxiproxy
     helpers: ClassVar[tuple[str, ...]] = ("haproxy",)  # helper containers whose logs go with the nodes'
-
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self._local = threading.local()
-
-    @property
-    def haproxy_ip(self) -> str:
-        return self.run.ip(HAPROXY_HOST)
-
-    def endpoint(self, node: Node, service: str | None = None) -> tuple[str, int]:
-        """The writer frontend (what applications use), the ``reader`` frontend, or with ``mysql`` (and
-        inside ``node_endpoints()``) the node's own client proxy."""
-        if service == "mysql" or getattr(self._local, "direct", False):
-            return super().endpoint(node, "mysql")
-        if service == "reader":
-            return self.haproxy_ip, READER_PORT
-        if service not in (None, "writer"):
-            raise InfraError(f"{self.name} has no service {service!r} (writer, reader, mysql)")
-        return self.haproxy_ip, WRITER_PORT
-
-    @contextlib.contextmanager
-    def node_endpoints(self) -> Iterator[None]:
-        previous = getattr(self._local, "direct", False)
-        self._local.direct = True
-        try:
-            yield
-        finally:
-            self._local.direct = previous
-
-    def helper_dir(self, name: str) -> Path:
-        return self.node_dir(self.run.nodes[0]).parent / name
-
-    def helper_spec(self, name: str, host: int, command: list[str], mount: Mount, **kw: Any) -> ContainerSpec:
-        return ContainerSpec(
-            name=f"hh-{self.run.id}-{name}",
-            image=self.run.image,
-            command=command,
-            hostname=name,
-            network=self.run.network,
-            ip=self.run.ip(host),
-            labels=self.run.labels(name),
-            mounts=[mount],
-            extra_hosts={n.name: n.ip for n in self.run.nodes},
-            **kw,
-        )
-
-    def haproxy_spec(self) -> ContainerSpec:
-        mount = Mount(str(self.helper_dir("haproxy")), "/etc/harness")
-        return self.helper_spec(
-            "haproxy", HAPROXY_HOST, ["haproxy", "-db", "-f", "/etc/harness/haproxy.cfg"], mount
-        )
 
     def connect(
         self,
@@ -177,16 +124,6 @@ class ProxiedMysqlCluster(ClusterSystem):
         return pymysql.connect(host=node.ip, port=self.client_port, user=user, password=password,
                                database=database, connect_timeout=timeout, read_timeout=timeout,
                                write_timeout=timeout, autocommit=True)  # fmt: skip
-
-    def connect_endpoint(self, endpoint: tuple[str, int], *, timeout: float = 2.0) -> Any:
-        """A client connection as the workloads' user to an endpoint (writer/reader frontend, a proxy)."""
-        import pymysql
-
-        host, port = endpoint
-        user, password = self.client_credentials()
-        return pymysql.connect(host=host, port=port, user=user, password=password, database=DATABASE,
-                               connect_timeout=timeout, read_timeout=timeout, write_timeout=timeout,
-                               autocommit=True)  # fmt: skip
 
     def query(self, node: Node, sql: str, *, timeout: float = 1.0) -> list[dict[str, Any]]:
         conn = self.connect(node, timeout=timeout)
@@ -274,18 +211,22 @@ max_connections=500
 max_connect_errors=1000000000
 {storage_cnf(self.lazy_storage)}{extra}"""
 
-    def render_nodes(self, directory: Path, cnf_name: str, title: str, extra: Callable[[Node], str]) -> None:
-        """Each node's ``<cnf_name>`` and its start script (MariaDB with that file, data from the image)."""
-        start_sh = f"""#!/bin/sh
-# Rendered by ha-harness: start one MariaDB node ({title}; data directory from the node image).
+    def render_nodes(
+        self, directory: Path, cnf_name: str, title: str | Callable[[Node], str], extra: Callable[[Node], str]
+    ) -> None:
+        """Each node's ``<cnf_name>`` and its start script (MariaDB with that file, data from the image);
+        ``title``: what the node is (or a function of the node)."""
+        for node in self.run.nodes:
+            what = title(node) if callable(title) else title
+            start_sh = f"""#!/bin/sh
+# Rendered by ha-harness: start one MariaDB node ({what}; data directory from the node image).
 set -e
 install -d -o mysql -g mysql /run/mysqld
 exec mariadbd --defaults-extra-file=/etc/harness/{cnf_name} --user=mysql
 """
-        for node in self.run.nodes:
             target = directory / node.name
             target.mkdir(parents=True, exist_ok=True)
-            (target / cnf_name).write_text(self.server_cnf(node, title, extra(node)))
+            (target / cnf_name).write_text(self.server_cnf(node, what, extra(node)))
             (target / "start.sh").write_text(start_sh)
 
     def render_helpers(
@@ -298,9 +239,7 @@ exec mariadbd --defaults-extra-file=/etc/harness/{cnf_name} --user=mysql
     ) -> None:
         """HAProxy's config, and the daemon's directory: its ``<daemon>.json`` config, its files (name in
         the container → source), and ``daemon_io.py`` beside them (imported as sibling modules)."""
-        haproxy = directory / "haproxy"
-        haproxy.mkdir(parents=True, exist_ok=True)
-        (haproxy / "haproxy.cfg").write_text(haproxy_cfg)
+        self.render_frontends(directory, haproxy_cfg)
         target = directory / daemon
         target.mkdir(parents=True, exist_ok=True)
         (target / f"{daemon}.json").write_text(json.dumps(config, indent=2))
@@ -363,7 +302,7 @@ exec mariadbd --defaults-extra-file=/etc/harness/{cnf_name} --user=mysql
 
     def heartbeat_config(self) -> dict[str, Any]:
         """pt-heartbeat's connection for the daemon: the writer frontend, as the clients' user."""
-        return {"host": self.haproxy_ip, "port": WRITER_PORT, "user": USER, "password": self.run.credential("client"),
+        return {"host": self.front_ip, "port": WRITER_PORT, "user": USER, "password": self.run.credential("client"),
                 "database": DATABASE, "table": HEARTBEAT_TABLE, "interval": HEARTBEAT_INTERVAL}  # fmt: skip
 
     def replicate(self, node: Node, gtid: str) -> None:
@@ -387,28 +326,29 @@ exec mariadbd --defaults-extra-file=/etc/harness/{cnf_name} --user=mysql
                     raise
                 log.info(f"  {node.name}: repointed by the manager meanwhile")
 
-    def writer_serves(self) -> str:
-        """The hostname of the node the writer frontend reaches now."""
-        conn = self.connect_endpoint(self.endpoint(self.run.nodes[0]), timeout=1.0)
-        with contextlib.closing(conn), conn.cursor() as cur:
-            cur.execute("SELECT @@hostname")
-            (served_by,) = cur.fetchone()
-        return str(served_by)
-
-    def haproxy_cfg(self, *, readers: bool = False, repl: bool = False) -> str:
+    def haproxy_cfg(
+        self, *, readers: bool = False, repl: bool = False, writers: list[Node] | None = None
+    ) -> str:
         """The writer frontend on WRITER_PORT and the reader frontend on READER_PORT; every server is a
         node's client proxy. Writer servers start in maintenance (the monitor or manager enables one);
         reader servers too, unless ``readers`` (then reads balance over every node). ``repl``: a third
         frontend on REPL_FRONT_PORT whose servers are the nodes themselves, for replicas to reach whichever
-        node is the source (enabled like the writer's)."""
+        node is the source (enabled like the writer's). ``writers``: the nodes that may be the writer or
+        source (default every node): the writer and repl backends hold only them."""
         proxied = {n.name: self.endpoint(n, "mysql") for n in self.run.nodes}
+        may_write = [n.name for n in (self.run.nodes if writers is None else writers)]
 
-        def servers(extra: str = "") -> str:
+        def servers(names: list[str]) -> str:
             return "\n".join(
-                f"    server {name} {host}:{port} disabled{extra}" for name, (host, port) in proxied.items()
-            )
+                f"    server {name} {host}:{port} disabled" for name, (host, port) in proxied.items()
+                if name in names
+            )  # fmt: skip
 
-        direct = "\n".join(f"    server {n.name} {n.ip}:{self.client_port} disabled" for n in self.run.nodes)
+        direct = "\n".join(
+            f"    server {n.name} {n.ip}:{self.client_port} disabled"
+            for n in self.run.nodes
+            if n.name in may_write
+        )
         repl_section = f"""
 frontend repl
     bind 0.0.0.0:{REPL_FRONT_PORT}
@@ -437,7 +377,7 @@ frontend writer
     default_backend writer
 
 backend writer
-{servers()}
+{servers(may_write)}
 
 frontend reader
     bind 0.0.0.0:{READER_PORT}
@@ -445,13 +385,5 @@ frontend reader
 
 backend reader
     balance roundrobin
-{servers() if not readers else reader_servers}
+{servers(list(proxied)) if not readers else reader_servers}
 {repl_section if repl else ""}"""
-
-    def logs_of_all(self, tail: int = 15) -> str:
-        parts = [super().logs_of_all(tail)]
-        for helper in self.helpers:
-            text = self.runtime.logs(f"hh-{self.run.id}-{helper}", tail=tail).rstrip()
-            indented = "\n".join(f"    {line}" for line in text.splitlines()[-tail:])
-            parts.append(f"  {helper} last log lines:\n{indented}")
-        return "\n".join(parts)

@@ -13,7 +13,7 @@ from pydantic import Field, TypeAdapter
 
 from harness.errors import InputError
 from harness.model.topology import TopologyBase
-from harness.systems import galera, mmm, openstack, rabbitmq, replication
+from harness.systems import galera, mmm, ndb, openstack, rabbitmq, replication
 from harness.systems.info import SystemInfo, load
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 SYSTEMS: dict[str, SystemInfo] = {
     info.name: info
-    for info in (galera.SYSTEM, rabbitmq.SYSTEM, mmm.SYSTEM, replication.SYSTEM, openstack.SYSTEM)
+    for info in (galera.SYSTEM, rabbitmq.SYSTEM, mmm.SYSTEM, replication.SYSTEM, openstack.SYSTEM, ndb.SYSTEM)
 }
 
 

@@ -133,6 +133,17 @@ def test_matrix_dry_run_lists_pairs_and_skipped(
     assert runtime.calls == [] and not (files / "reports").exists()
 
 
+def test_matrix_takes_topologies_as_an_option_too(
+    capsys: pytest.CaptureFixture[str], runtime: FakeRuntime, files: Path
+) -> None:
+    code, out, _ = run(capsys, "matrix", "--topologies", files / "topologies/fake-3.yaml", "--scenarios",
+                       files / "scenarios", "--dry-run")  # fmt: skip
+    assert code == 0 and "would run on fake-3" in out
+    code, _, err = run(capsys, "matrix", "--scenarios", files / "scenarios", "--dry-run")
+    assert code == 2 and "expected at least one topology" in err
+    assert runtime.calls == []
+
+
 def test_matrix_with_an_invalid_file_is_bad_input(
     capsys: pytest.CaptureFixture[str], runtime: FakeRuntime, files: Path
 ) -> None:
@@ -247,3 +258,26 @@ def test_nightly_then_a_regression_then_trends_rebuilt(
     assert code == 1 and (out_dir / "trends.html").is_file() and len(runtime.calls) == calls
     code, _, err = run(capsys, "trends", files / "scenarios")
     assert code == 2 and "no nightly in it" in err
+
+
+def test_ctrl_c_during_a_matrix_keeps_the_finished_runs_and_leaves_nothing(
+    capsys: pytest.CaptureFixture[str], runtime: FakeRuntime, files: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reports = files / "reports"
+    seen: list[str] = []
+
+    def interrupted_after_the_first(outcome: object) -> str:  # Ctrl-C arrives as the first run is logged
+        seen.append(str(outcome))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_scenario_name", interrupted_after_the_first)
+    code, _, err = run(capsys, "matrix", files / "topologies/fake-3.yaml", files / "topologies/fake-4.yaml",
+                       "--scenarios", files / "scenarios/wait.yaml", files / "scenarios/kill.yaml",
+                       "--reports", reports)  # fmt: skip
+    assert code == 130 and "interrupted" in err and len(seen) == 1
+    (directory,) = reports.glob("matrix-*")
+    doc = json.loads((directory / "matrix.json").read_text())
+    assert doc["interrupted"] is True and len(doc["runs"]) == 1  # the finished run, compared
+    assert [(c["topology"], c["scenario"]) for c in doc["cells"]] == [("fake-3", "wait")]
+    assert len(run_dirs(directory)) == 1 and (directory / "junit.xml").is_file()
+    assert runtime.containers() == [] and runtime.networks() == []  # the cluster was removed

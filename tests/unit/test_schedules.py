@@ -59,6 +59,7 @@ WORKLOADS = {
     "mmm": {"type": "sql-set"},
     "mysql-async": {"type": "sql-set"},
     "openstack": {"type": "openstack-boot"},
+    "ndb": {"type": "sql-set"},
 }
 FAULT_STEPS = (PartitionStep, LinkStep, KillStep, PauseStep, StopStep, RestartStep, CrashAllStep)
 

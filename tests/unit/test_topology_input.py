@@ -61,11 +61,11 @@ def write(tmp_path: Path, text: str, name: str = "topo.yaml") -> Path:
         ),
         (
             GOOD.replace("galera", "mongodb"),
-            "{f}:2: system: unknown system 'mongodb', expected one of: galera, rabbitmq, mmm, mysql-async, openstack",
+            "{f}:2: system: unknown system 'mongodb', expected one of: galera, rabbitmq, mmm, mysql-async, openstack, ndb",
         ),
         (
             GOOD.replace("system: galera\n", ""),
-            "{f}:1: system: field required, expected one of: galera, rabbitmq, mmm, mysql-async, openstack",
+            "{f}:1: system: field required, expected one of: galera, rabbitmq, mmm, mysql-async, openstack, ndb",
         ),
         (
             GOOD + "settings:\n  suspect_timeout: soon\n",
@@ -75,7 +75,7 @@ def write(tmp_path: Path, text: str, name: str = "topo.yaml") -> Path:
             GOOD + "settings:\n  queue_type: quorum\n",
             "{f}:5: settings.queue_type: unknown field, expected one of: sst_method, keepalive_period, "
             "inactive_check_period, suspect_timeout, inactive_timeout, install_timeout, buffer_pool_size, "
-            "flush_log_at_trx_commit, flush_log_at_timeout, arbitrator, weights, sync_wait",
+            "flush_log_at_trx_commit, flush_log_at_timeout, arbitrator, weights, sync_wait, balancer",
         ),
         (
             GOOD + "image:\n  profile: upstream\n",

@@ -7,8 +7,10 @@ cluster); the other nodes then join in turn, each receiving a state transfer (rs
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,10 +22,11 @@ from harness.paths import run_dir
 from harness.runtime.base import ContainerSpec, Mount
 from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
-from harness.systems.base import ClusterSystem, NodeStatus
+from harness.systems.base import NodeStatus
 from harness.systems.galera import SYSTEM
 from harness.systems.galera.settings import GaleraTopology
 from harness.systems.mysql import USER, account_sql, storage_cnf
+from harness.systems.mysql_frontends import READER_PORT, WRITER_PORT, HAProxyFrontends
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,14 @@ if [ -e /etc/harness/bootstrap ]; then
   extra="--wsrep-new-cluster"
   [ -f /var/lib/mysql/grastate.dat ] && sed -i 's/^safe_to_bootstrap: 0/safe_to_bootstrap: 1/' /var/lib/mysql/grastate.dat
 fi
+if [ -f /etc/harness/clustercheck.json ] && command -v python3 >/dev/null; then   # HAProxy's health check
+  python3 /etc/harness/clustercheck.py /etc/harness/clustercheck.json &
+fi
 exec "$server" --defaults-extra-file=/etc/harness/galera.cnf --user=mysql --wsrep-provider="$provider" ${init:-} $extra
 """
+
+CLUSTERCHECK = Path(__file__).with_name("clustercheck.py")
+CLUSTERCHECK_PORT = 9200
 
 
 GARBD_SH = r"""#!/bin/sh
@@ -111,12 +120,19 @@ def _pt(seconds: float) -> str:
     return f"PT{seconds:g}S"
 
 
-class GaleraCluster(ClusterSystem):
+class GaleraCluster(HAProxyFrontends):
+    """Galera; with ``settings.balancer``, behind HAProxy (one, or the keepalived pair) as OpenStack runs it:
+    every server of the writer frontend is a ``backup`` with ``stick on dst``, so all clients go to the first
+    node clustercheck calls synced and stay there until it is not (no failback), each node's client proxy
+    as the server and its clustercheck (port 9200) as the health check. Without a balancer each client
+    connects to its own node."""
+
     name = "galera"
     client_port = 3306
     services: ClassVar[Mapping[str, int]] = SYSTEM.services
     data_dir: ClassVar[str] = SYSTEM.data_dir
     topology: GaleraTopology
+    pair_routes_alike: ClassVar[bool] = False  # each HAProxy picks by its own checks; any node takes writes
 
     @property
     def cluster_name(self) -> str:
@@ -191,6 +207,56 @@ loose-wsrep_slave_threads=2
             (target / "galera.cnf").write_text(self.galera_cnf(node))
             (target / "start.sh").write_text(START_SH)
             (target / "init.sql").write_text(account_sql(self.run.credential("client")))
+            if self.frontends:
+                user, password = self.client_credentials()
+                check = {"port": CLUSTERCHECK_PORT, "user": user, "password": password}
+                (target / "clustercheck.json").write_text(json.dumps(check))
+                shutil.copyfile(CLUSTERCHECK, target / "clustercheck.py")
+        if self.frontends:
+            self.render_frontends(directory, self.haproxy_cfg())
+
+    def haproxy_cfg(self) -> str:
+        """OpenStack's HAProxy for Galera (TripleO's ``mysql`` listener): every server a ``backup`` checked
+        by clustercheck, ``stick on dst`` so every client lands on one node and stays; sessions of a node
+        marked down are shut. The reader frontend balances over every synced node."""
+        check = f"check addr {{ip}} port {CLUSTERCHECK_PORT} inter 500ms rise 2 fall 2 on-marked-down shutdown-sessions"
+
+        def servers(extra: str = "") -> str:
+            out = []
+            for n in self.data_nodes:
+                host, port = self.endpoint(n, "mysql")
+                out.append(f"    server {n.name} {host}:{port} {check.format(ip=n.ip)}{extra}")
+            return "\n".join(out)
+
+        return f"""# Rendered by ha-harness for run {self.run.id}: HAProxy in front of Galera, as OpenStack deploys it.
+global
+    maxconn 4096
+
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 1h
+    timeout server 1h
+
+frontend writer
+    bind 0.0.0.0:{WRITER_PORT}
+    default_backend writer
+
+backend writer
+    option httpchk
+    stick-table type ip size 1000
+    stick on dst
+{servers(" backup")}
+
+frontend reader
+    bind 0.0.0.0:{READER_PORT}
+    default_backend reader
+
+backend reader
+    balance roundrobin
+    option httpchk
+{servers()}
+"""
 
     def container_spec(self, node: Node, *, bootstrap: bool = False) -> ContainerSpec:
         if node == self.arbitrator:
@@ -230,6 +296,21 @@ loose-wsrep_slave_threads=2
         log.info(
             f"  galera: {size} members{arbitrator} Primary, Synced, ready ({time.monotonic() - started:.1f}s)"
         )
+        if self.frontends:
+            self.start_frontends()
+            self.wait_frontends(timeout=timeout - (time.monotonic() - started))
+            front = "the balancer pair's address" if self.pair else "HAProxy"
+            log.info(f"  galera: clients through {front} reach {self.writer_serves()} "
+                     f"({time.monotonic() - started:.1f}s)")  # fmt: skip
+
+    def wait_frontends(self, *, timeout: float) -> None:
+        """Until the writer frontend (through the pair's address, once one balancer holds it) reaches a node."""
+        deadline = time.monotonic() + timeout
+        if self.pair:
+            self.wait_address_held(timeout=timeout)
+        wait_until(self.writer_serves, timeout=max(1.0, deadline - time.monotonic()), interval=0.1,
+                   max_interval=0.5, what="the writer frontend reaching a synced node",
+                   details=self.logs_of_all)  # fmt: skip
 
     # -- recovery ---------------------------------------------------------------------------------
     def restart_nodes(self, nodes: list[Node]) -> None:
@@ -289,7 +370,13 @@ loose-wsrep_slave_threads=2
         return parse_recovered_position(self.runtime.logs(node.container, 400))
 
     def primary(self) -> Node:
-        """The first node (by name) that is Synced in the Primary component; n1 when none answers."""
+        """Behind HAProxy: the node the writer frontend reaches (where every client writes). Otherwise the
+        first node (by name) that is Synced in the Primary component; n1 when none answers."""
+        if self.frontends:
+            try:
+                return self.run.node(self.writer_serves())
+            except Exception:
+                pass
         for node in self.data_nodes:
             try:
                 status = self.wsrep(node, timeout=1.0)

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.model.durations import Duration
 from harness.model.topology import StrictModel, TopologyBase
+from harness.systems.balancer_pair import BALANCER_HOSTS, ROLE, BalancerSettings
 
 
 class GaleraSettings(StrictModel):
@@ -39,6 +40,13 @@ class GaleraSettings(StrictModel):
         ge=0,
         le=15,
         description="wsrep_sync_wait for every session (1: reads wait for earlier commits)",
+    )
+
+    balancer: BalancerSettings | None = Field(
+        default=None,
+        description="HAProxy in front (one, or a keepalived pair with pair: true), as OpenStack deploys "
+        "Galera: one node takes every client (first healthy by clustercheck, sticky), the others are "
+        "backups; absent: each client connects to its own node",
     )
 
     @field_validator("weights")
@@ -80,3 +88,9 @@ class GaleraTopology(TopologyBase):
     @property
     def data_node_names(self) -> list[str]:
         return [n for n in self.node_names if n != self.arbitrator]
+
+    @property
+    def helper_target_names(self) -> list[str]:
+        """A balancer pair's: ``lb1``, ``lb2`` and ``balancer`` (whichever holds the address then)."""
+        b = self.settings.balancer
+        return [*BALANCER_HOSTS, ROLE] if b is not None and b.pair else []

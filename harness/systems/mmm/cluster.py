@@ -49,7 +49,6 @@ from harness.systems.mmm.settings import MmmTopology
 from harness.systems.mysql import USER
 from harness.systems.mysql_replicated import (
     ADMIN_USER,
-    HAPROXY_API_PORT,
     REPL_PORT_OFFSET,
     ProxiedMysqlCluster,
 )
@@ -102,7 +101,7 @@ class MmmCluster(ProxiedMysqlCluster):
             "app_user": USER,
             "mysql_port": self.client_port,
             "settings": settings,
-            "haproxy": {"host": self.haproxy_ip, "port": HAPROXY_API_PORT},
+            "haproxy": self.haproxy_api_config(),
             "http_port": MONITOR_PORT,
             "state_file": "/etc/mmm/state.json",
             "heartbeat": self.heartbeat_config(),
@@ -136,7 +135,7 @@ class MmmCluster(ProxiedMysqlCluster):
         log.info(
             f"  mmm: masters replicating both ways via n1-repl/n2-repl ({time.monotonic() - started:.1f}s)"
         )
-        self.runtime.run(self.haproxy_spec())
+        self.start_frontends()
         self.runtime.run(self.monitor_spec())
         for node in nodes:  # an operator's first step after installing MMM: `mmm_control set_online`
             wait_until(partial(self.set_online, node.name), timeout=left(), interval=0.1, max_interval=0.3,

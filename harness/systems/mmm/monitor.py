@@ -98,7 +98,7 @@ class Monitor:
         self.wake = threading.Event()
         self.agents: dict[str, queue.Queue[ms.SetReadOnly]] = {name: queue.Queue() for name in self.ips}
         self.changes: deque[dict[str, Any]] = deque(maxlen=200)
-        self.haproxy = io.HAProxy(cfg["haproxy"]["host"], cfg["haproxy"]["port"])
+        self.haproxy = io.haproxy_api(cfg["haproxy"])
         self.heartbeat = io.Heartbeat(
             cfg["heartbeat"], lambda: self.state.writer_routed(), lambda: self.state.writer_epoch
         )

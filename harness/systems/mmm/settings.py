@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from harness.model.durations import Duration
 from harness.model.topology import StrictModel, TopologyBase
+from harness.systems.balancer_pair import BALANCER_HOSTS, ROLE, BalancerSettings
 
 
 class MmmSettings(StrictModel):
@@ -36,6 +37,9 @@ class MmmSettings(StrictModel):
     flap_count: int = Field(default=3, ge=1, le=100)
     flap_duration: Duration = 3600.0
     buffer_pool_size: str = Field(default="128M", pattern=r"^\d+[KMG]?$")
+    balancer: BalancerSettings = Field(
+        default_factory=BalancerSettings, description="the frontends: one HAProxy or a pair"
+    )
 
     @field_validator("check_period", "trap_period", "timeout", "max_backlog", "auto_set_online")
     @classmethod
@@ -59,3 +63,8 @@ class MmmTopology(TopologyBase):
                 f"mmm runs exactly 2 masters (n1, n2); read-only slaves are not supported, got {value}"
             )
         return value
+
+    @property
+    def helper_target_names(self) -> list[str]:
+        """A balancer pair's: ``lb1``, ``lb2`` and ``balancer`` (whichever holds the address then)."""
+        return [*BALANCER_HOSTS, ROLE] if self.settings.balancer.pair else []

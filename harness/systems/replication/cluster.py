@@ -47,7 +47,6 @@ from harness.systems.base import NodeStatus
 from harness.systems.mysql import USER
 from harness.systems.mysql_replicated import (
     ADMIN_USER,
-    HAPROXY_API_PORT,
     REPL_FRONT_PORT,
     REPL_PORT_OFFSET,
     REPL_USER,
@@ -86,7 +85,7 @@ class AsyncCluster(ProxiedMysqlCluster):
         for node in self.run.nodes:
             port = listen_port(node.number, self.client_port) + REPL_PORT_OFFSET
             out.append(
-                Link(f"{node.name}-repl", node.name, "repl", port, f"{self.haproxy_ip}:{REPL_FRONT_PORT}")
+                Link(f"{node.name}-repl", node.name, "repl", port, f"{self.front_ip}:{REPL_FRONT_PORT}")
             )
         return out
 
@@ -132,7 +131,7 @@ class AsyncCluster(ProxiedMysqlCluster):
                 "user": REPL_USER,
                 "password": self.run.credential("repl"),
             },
-            "haproxy": {"host": self.haproxy_ip, "port": HAPROXY_API_PORT},
+            "haproxy": self.haproxy_api_config(),
             "http_port": MANAGER_PORT,
             "state_file": "/etc/manager/state.json",
             "heartbeat": self.heartbeat_config(),
@@ -160,7 +159,7 @@ class AsyncCluster(ProxiedMysqlCluster):
             return max(1.0, timeout - (time.monotonic() - started))
 
         self.prepare_nodes(left)
-        self.runtime.run(self.haproxy_spec())
+        self.start_frontends()
         self.runtime.run(self.manager_spec())  # it makes n1 writable and routes writer/n1 and repl/n1
         replicas = [n for n in nodes if n != self.first_source]
         for node in replicas:

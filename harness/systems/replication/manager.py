@@ -63,7 +63,7 @@ class Manager:
         self.wake = threading.Event()
         self.workers: dict[str, queue.Queue[fs.Command]] = {name: queue.Queue() for name in order}
         self.changes: deque[dict[str, Any]] = deque(maxlen=500)
-        self.haproxy = io.HAProxy(cfg["haproxy"]["host"], cfg["haproxy"]["port"])
+        self.haproxy = io.haproxy_api(cfg["haproxy"])
         self.heartbeat = io.Heartbeat(cfg["heartbeat"], self._routed, lambda: self.state.failovers)
         self.started = time.time()
 

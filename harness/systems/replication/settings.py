@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from harness.model.durations import Duration
 from harness.model.topology import StrictModel, TopologyBase
+from harness.systems.balancer_pair import BALANCER_HOSTS, ROLE, BalancerSettings
 
 
 class AsyncSettings(StrictModel):
@@ -30,6 +31,9 @@ class AsyncSettings(StrictModel):
     semi_sync: bool = False
     semi_sync_timeout: Duration = 10.0
     buffer_pool_size: str = Field(default="128M", pattern=r"^\d+[KMG]?$")
+    balancer: BalancerSettings = Field(
+        default_factory=BalancerSettings, description="the frontends: one HAProxy or a pair"
+    )
 
     @field_validator("check_period", "failover_after", "apply_timeout", "check_timeout", "semi_sync_timeout")
     @classmethod
@@ -51,3 +55,8 @@ class AsyncTopology(TopologyBase):
         if value < 2:
             raise ValueError(f"mysql-async needs a source and at least one replica (2 or more), got {value}")
         return value
+
+    @property
+    def helper_target_names(self) -> list[str]:
+        """A balancer pair's: ``lb1``, ``lb2`` and ``balancer`` (whichever holds the address then)."""
+        return [*BALANCER_HOSTS, ROLE] if self.settings.balancer.pair else []
