@@ -1,7 +1,7 @@
-"""How long does the harness take to make a 3-node cluster ready, against the plainest sequential script?
+"""How long does the harness take to make a cluster ready, against the plainest sequential script?
 
-For each system (Galera: topologies/galera-3.yaml, RabbitMQ: topologies/rabbitmq-3.yaml), on the same
-machine with the same node image, it times:
+For each system and size (Galera: topologies/galera-3.yaml and galera-5.yaml, RabbitMQ: rabbitmq-3.yaml and
+rabbitmq-5.yaml), on the same machine with the same node image, it times:
 
 * harness: ``harness.lifecycle.up(load_topology(...), DockerRuntime())`` from the call to its return
   (the harness returns only once the cluster is really ready), then ``down`` (not timed);
@@ -10,7 +10,7 @@ machine with the same node image, it times:
   waited for before the next. Galera: n1 founds the cluster (``--wsrep-new-cluster``), wait until it is
   Primary/Synced/ready, then n2 (wait for size 2, synced), then n3 (size 3). RabbitMQ: n1, wait for
   ``rabbitmqctl await_startup``; then n2 and n3 each: start, await_startup, ``stop_app``, ``join_cluster
-  rabbit@n1``, ``start_app``; ready when ``cluster_status`` on every node lists 3 running nodes. The
+  rabbit@n1``, ``start_app``; ready when ``cluster_status`` on every node lists every node running. The
   configs are the harness's own renderings (same image, same settings) for nodes on the floor's subnet;
   RabbitMQ's loses its peer-discovery lines, since the floor clusters by ``join_cluster``.
 
@@ -18,9 +18,10 @@ Both clocks stop at the same readiness criterion (every node ready with the full
 harness runs in a fresh ``HARNESS_NAMESPACE``; every floor container and network is labelled
 ``io.ha-harness.bench=1`` and removed on exit (also on Ctrl-C).
 
-    python bench/cluster_ready.py [--repeat N] [--systems galera,rabbitmq]
+    python bench/cluster_ready.py [--repeat N] [--systems galera,rabbitmq] [--nodes 3,5]
 
-Target: harness ready time at or below the floor's (medians of N).
+Targets (issue #8): the harness at or below 0.8x the floor (medians of N), and 5 nodes within 1.3x the
+harness's own time for 3 (printed as "5 / 3").
 """
 
 from __future__ import annotations
@@ -71,17 +72,20 @@ console = Console(highlight=False, width=max(100, shutil.get_terminal_size().col
 Say = Callable[[str], None]
 
 
-def topology_of(system: str) -> TopologyBase:
-    return load_topology(REPO / "topologies" / f"{system}-3.yaml")
+SIZES = (3, 5)
+
+
+def topology_of(system: str, nodes: int = 3) -> TopologyBase:
+    return load_topology(REPO / "topologies" / f"{system}-{nodes}.yaml")
 
 
 # -- harness ---------------------------------------------------------------------------------------
 
 
-def harness_ready(system: str, runtime: DockerRuntime) -> float:
+def harness_ready(system: str, nodes: int, runtime: DockerRuntime) -> float:
     """Seconds from ``up`` being called to its return (the cluster is ready); the run is then removed.
     What ``up`` logs (``harness.*`` loggers) is printed by the handler ``main`` installs."""
-    topology = topology_of(system)
+    topology = topology_of(system, nodes)
     run_id = new_run_id(topology)
     try:
         started = time.monotonic()
@@ -271,7 +275,7 @@ def rabbit_floor(run: FloorRun, config: Path, say: Say) -> None:
                 return f"{node.name} sees running {sorted(running)}"
         return None
 
-    poll(clustered, deadline=deadline, what="every node's cluster_status listing 3 running nodes")
+    poll(clustered, deadline=deadline, what=f"every node's cluster_status listing {len(want)} running nodes")
 
 
 def remove_floor(bench_id: str = TOKEN) -> int:
@@ -289,9 +293,9 @@ def remove_floor(bench_id: str = TOKEN) -> int:
     return count
 
 
-def floor_ready(system: str, image: str, say: Say) -> float:
+def floor_ready(system: str, nodes: int, image: str, say: Say) -> float:
     """Seconds from the first ``docker`` command to the last readiness check passing; then all removed."""
-    topology = topology_of(system)
+    topology = topology_of(system, nodes)
     config = Path(tempfile.mkdtemp(prefix=f"hhbench-{TOKEN}-"))
     try:
         started = time.monotonic()
@@ -344,11 +348,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=1, help="repetitions per system and side (default 1)")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: galera,rabbitmq")
+    parser.add_argument("--nodes", default=",".join(map(str, SIZES)), help="comma-separated sizes: 3,5")
     args = parser.parse_args(argv)
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
-    if unknown or not systems or args.repeat < 1:
-        parser.error(f"--systems takes {','.join(SYSTEMS)} (got {args.systems!r}); --repeat >= 1")
+    sizes = [int(n) for n in args.nodes.split(",") if n.strip().isdigit()]
+    if unknown or not systems or args.repeat < 1 or not sizes or any(n not in SIZES for n in sizes):
+        parser.error(f"--systems takes {','.join(SYSTEMS)} (got {args.systems!r}); --nodes takes 3,5; "
+                     "--repeat >= 1")  # fmt: skip
     signal.signal(signal.SIGTERM, raise_interrupt)
 
     def say(text: str) -> None:
@@ -359,23 +366,26 @@ def main(argv: list[str] | None = None) -> int:
     runtime = DockerRuntime()
     image = node_image_ref()
     console.print(f"namespace {NAMESPACE}, bench id {TOKEN}, image {image}, repeat {args.repeat}")
-    results: dict[str, tuple[list[float], list[float]]] = {s: ([], []) for s in systems}
+    cases = [(system, n) for system in systems for n in sizes]
+    results: dict[tuple[str, int], tuple[list[float], list[float]]] = {c: ([], []) for c in cases}
     try:
         warm_up(image)
-        for system in systems:
-            harness_s, floor_s = results[system]
+        for system, nodes in cases:
+            harness_s, floor_s = results[(system, nodes)]
             for rep in range(args.repeat):
                 # alternate which side goes first, so neither always inherits the other's warm caches
                 order = ("harness", "floor") if rep % 2 == 0 else ("floor", "harness")
                 for side in order:
-                    console.print(f"[bold]{system}[/bold] {side} #{rep + 1}")
+                    console.print(f"[bold]{system}-{nodes}[/bold] {side} #{rep + 1}")
                     try:
                         if side == "harness":
-                            harness_s.append(harness_ready(system, runtime))
+                            harness_s.append(harness_ready(system, nodes, runtime))
                         else:
-                            floor_s.append(floor_ready(system, image, say))
+                            floor_s.append(floor_ready(system, nodes, image, say))
                     except Exception as exc:  # report it, measure the rest
-                        console.print(f"[red]  {system} {side} failed: {type(exc).__name__}: {exc}[/red]")
+                        console.print(
+                            f"[red]  {system}-{nodes} {side} failed: {type(exc).__name__}: {exc}[/red]"
+                        )
                         continue
                     console.print(
                         f"  {side} ready in {(harness_s if side == 'harness' else floor_s)[-1]:.2f}s"
@@ -389,28 +399,28 @@ def main(argv: list[str] | None = None) -> int:
             runtime.remove_run(None)  # our namespace only
 
     table = Table(
-        title=f"3-node cluster ready time, median of {args.repeat}",
-        caption="target: harness at or below the floor (ratio <= 1.00)",
+        title=f"cluster ready time, median of {args.repeat}",
+        caption="targets: harness <= 0.8x the floor; 5 nodes <= 1.3x the harness's 3",
     )
-    table.add_column("system")
-    table.add_column("harness ready s", justify="right")
-    table.add_column("floor ready s", justify="right")
-    table.add_column("ratio", justify="right")
-    table.add_column("target", justify="center")
+    for column, justify in (("cluster", "left"), ("harness ready s", "right"), ("floor ready s", "right"),
+                            ("ratio", "right"), ("<= 0.8x", "center"), ("5 / 3", "right")):  # fmt: skip
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
     all_met = True
-    for system in systems:
-        harness_s, floor_s = results[system]
+    for system, nodes in cases:
+        harness_s, floor_s = results[(system, nodes)]
         h, f = median(harness_s), median(floor_s)
-        met = h is not None and f is not None and h <= f
+        met = h is not None and f is not None and h <= 0.8 * f
         all_met &= met
         ratio = f"{h / f:.2f}" if h is not None and f else "-"
-        table.add_row(system, fmt(h), fmt(f), ratio, "met" if met else "NOT met")
+        three = median(results.get((system, 3), ([], []))[0])
+        growth = f"{h / three:.2f}" if nodes == 5 and h is not None and three else ""
+        table.add_row(f"{system}-{nodes}", fmt(h), fmt(f), ratio, "met" if met else "NOT met", growth)
     console.print(table)
-    for system in systems:
-        harness_s, floor_s = results[system]
+    for system, nodes in cases:
+        harness_s, floor_s = results[(system, nodes)]
         samples = ", ".join(f"{v:.2f}" for v in harness_s) or "-"
         floors = ", ".join(f"{v:.2f}" for v in floor_s) or "-"
-        console.print(f"{system} samples: harness [{samples}]  floor [{floors}]")
+        console.print(f"{system}-{nodes} samples: harness [{samples}]  floor [{floors}]")
     return 0 if all_met else 1
 
 

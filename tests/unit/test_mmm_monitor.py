@@ -24,6 +24,7 @@ from harness.systems.mmm.monitor_state import (
     READER,
     REPLICATION_DELAY,
     REPLICATION_FAIL,
+    SLAVE,
     WRITER,
     CheckResult,
     HaproxyResult,
@@ -31,6 +32,8 @@ from harness.systems.mmm.monitor_state import (
     HostFacts,
     ReadOnlyResult,
     Roles,
+    SetMaster,
+    SetMasterResult,
     Settings,
     distribute,
     enter,
@@ -141,10 +144,40 @@ def test_roles_writer_exclusive_readers_balanced_no_failback() -> None:
     assert roles.writer is None and roles.readers == [None, None]
 
 
+def slave(name: str = "n3", **failing: float) -> Host:
+    h = host(name, "", **failing)
+    h.peer, h.mode = None, SLAVE
+    return h
+
+
+def test_a_slaves_replication_checks_count_against_the_writer_after_its_grace() -> None:
+    n3 = slave(rep_threads=10.0)
+    writer = host("n2", "n1", since=0.0)  # ONLINE for long, but the writer only since t=11
+    assert transition(n3, None, False, 12.0, S) is None  # no active master: nothing to replicate from
+    assert transition(n3, writer, False, 12.0, S, grace_since=11.0) is None  # being repointed
+    assert transition(n3, writer, False, 13.1, S, grace_since=11.0) == (
+        REPLICATION_FAIL,
+        "rep_threads failed: ERROR",
+    )
+    dead = host("n2", "n1", state=HARD_OFFLINE, mysql=9.0)
+    assert transition(n3, dead, False, 13.1, S, grace_since=11.0) is None
+
+
+def test_a_slave_back_from_a_short_outage_still_waits_for_auto_set_online() -> None:
+    n3 = slave(mysql=10.0)
+    enter(n3, HARD_OFFLINE, 11.5)
+    n3.checks["mysql"].record(True, "OK", 20.0)
+    n3.uptime = 120.0  # not restarted
+    enter(n3, AWAITING_RECOVERY, 20.0)
+    writer = host("n1", "n2")
+    assert transition(n3, writer, False, 20.1, S) is None  # a master would be ONLINE now
+    assert transition(n3, writer, False, 23.1, S) == (ONLINE, "auto_set_online after 3.1s")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("nodes: 3\n", "{f}:3: nodes: mmm runs exactly 2 masters (n1, n2); read-only slaves are not supported, got 3"),
+        ("nodes: 3\n", "{f}:1: settings.slaves: nodes: 3 means masters n1, n2 and slaves n3; got none"),
         ("nodes: 2\nsettings:\n  trap_period: 0s\n", "{f}:5: settings.trap_period: must be > 0, got 0s"),
         ("nodes: 2\nsettings:\n  flap_count: 0\n", "{f}:5: settings.flap_count: input should be greater than or equal to 1, got 0"),
         ("nodes: 2\nsettings:\n  check_period: soon\n",
@@ -257,3 +290,101 @@ def test_daemon_runs_standalone_next_to_its_state_machine(tmp_path: Path) -> Non
                           timeout=30, check=False)  # fmt: skip
     assert (done.returncode, done.stderr.strip()) == (2, "usage: mmm_monitor.py CONFIG.json")
     assert not (tmp_path / "__pycache__").exists()
+
+
+class FakeCursor:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.description: list[tuple[str]] | None = None
+        self.row: tuple[object, ...] | None = None
+
+    def __enter__(self) -> FakeCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, sql: str, args: object = None) -> None:
+        self.log.append(sql if args is None else f"{sql} {args}")
+        if sql == "SHOW SLAVE STATUS":
+            self.description, self.row = [("Gtid_IO_Pos",)], ("1-1-40,2-2-7",)
+        elif sql.startswith("SELECT MASTER_GTID_WAIT"):
+            self.description, self.row = [("w",)], (0,)
+
+    def fetchone(self) -> tuple[object, ...] | None:
+        return self.row
+
+
+class FakeConn:
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def ping(self, reconnect: bool = False) -> None:
+        self.log.append(f"ping reconnect={reconnect}")
+
+    def cursor(self) -> FakeCursor:
+        return FakeCursor(self.log)
+
+
+REPLICA_CFG = {
+    **CFG,
+    "hosts": [*CFG["hosts"], {"name": "n3", "ip": "10.0.0.13", "mode": "slave", "repl_port": 13406}],  # type: ignore[list-item]
+    "repl": {"host": "10.0.0.2", "user": "repl", "password": "r"},
+}
+
+
+def test_set_active_master_catches_up_then_changes_master_through_the_slaves_link() -> None:
+    monitor = Monitor(REPLICA_CFG)
+    conn = FakeConn()
+    monitor._set_active_master(conn, "n3", "n2")
+    assert conn.log == [
+        "SHOW SLAVE STATUS",
+        "SELECT MASTER_GTID_WAIT(%s, %s) ('1-1-40,2-2-7', 0.5)",
+        "STOP SLAVE",
+        "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+        "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1 ('10.0.0.2', 13406, 'repl', 'r')",
+        "START SLAVE",
+    ]
+    assert monitor.changes[-1]["action"] == "set_active_master n2"
+
+
+def test_the_slaves_agent_checks_its_connection_before_set_active_master(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monitor = Monitor(REPLICA_CFG)
+    conn = FakeConn()
+    monkeypatch.setattr(monitor_module.io, "mysql_connect", lambda *a, **k: conn)
+    monitor.agents["n3"].put(SetMaster("n3", "n1", 7))
+    monitor.agents["n3"].put(None)  # type: ignore[arg-type]  # not an action: ends the endless loop
+    with pytest.raises(AttributeError):
+        monitor.agent_loop("n3")
+    assert conn.log[:2] == ["ping reconnect=True", "SHOW SLAVE STATUS"]
+    (result,) = [o for o in monitor.inbox if isinstance(o, SetMasterResult)]
+    assert (result.seq, result.master, result.ok) == (7, "n1", True)
+
+
+def test_daemon_sends_set_active_master_to_the_slaves_agent_once_the_writer_is_routed() -> None:
+    monitor = Monitor(REPLICA_CFG)
+    monitor.haproxy = FakeHAProxy()  # type: ignore[assignment]
+    now = time.monotonic()
+    for name in ("n1", "n2", "n3"):
+        checks_pass(monitor, name, 1, now)
+    monitor.round()
+    assert "set server writer/n3 state maint" not in monitor.haproxy.lines  # type: ignore[attr-defined]
+    assert "set server repl/n1 state maint" in monitor.haproxy.lines  # type: ignore[attr-defined]
+    for name in ("n1", "n2", "n3"):
+        action = monitor.agents[name].get_nowait()
+        monitor.observe(ReadOnlyResult(name, action.seq, True, True, "OK", time.monotonic()))
+    monitor.round()
+    assert monitor.command("set_online", "n1")[0]
+    promotion = monitor.agents["n1"].get_nowait()
+    monitor.observe(ReadOnlyResult("n1", promotion.seq, False, True, "OK", time.monotonic()))
+    for _ in range(3):
+        monitor.round()
+    assert monitor.haproxy.lines[-1] == "set server repl/n1 state ready"  # type: ignore[attr-defined]
+    monitor.round()
+    follow = monitor.agents["n3"].get_nowait()
+    assert isinstance(follow, SetMaster) and (follow.host, follow.master) == ("n3", "n1")
+    monitor.observe(SetMasterResult("n3", follow.seq, "n1", True, "OK", time.monotonic()))
+    monitor.round()
+    assert monitor.show()["hosts"]["n3"]["following"] == "n1"

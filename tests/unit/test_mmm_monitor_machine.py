@@ -11,7 +11,7 @@ interleave everything at random.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -26,6 +26,7 @@ from harness.systems.mmm.monitor_state import (
     ONLINE,
     READ_ONLY,
     READER,
+    REPL,
     REPLICATION_FAIL,
     WRITER,
     Action,
@@ -38,6 +39,8 @@ from harness.systems.mmm.monitor_state import (
     Observation,
     ReadOnlyResult,
     SetHaproxy,
+    SetMaster,
+    SetMasterResult,
     SetReadOnly,
     Settings,
     command,
@@ -50,11 +53,15 @@ S = Settings(check_period=0.5, trap_period=1.5, timeout=1.0, max_backlog=5.0, au
 NAMES = ("n1", "n2")
 HOSTS = [("n1", "10.0.0.11", "n2"), ("n2", "10.0.0.12", "n1")]
 BACKENDS = (WRITER, READER)
+# MMM with read-only slaves: n1, n2 masters, n3, n4 slaves of the active master
+REPLICA_NAMES = ("n1", "n2", "n3", "n4")
+REPLICA_SLAVES = ("n3", "n4")
+REPLICA_HOSTS = [*HOSTS, ("n3", "10.0.0.13", None), ("n4", "10.0.0.14", None)]
 
 
 @dataclass
 class Server:
-    """One master as the world has it (and as the monitor would find it if it looked now)."""
+    """One host as the world has it (and as the monitor would find it if it looked now)."""
 
     ping: bool = True
     mysql: bool = True
@@ -63,35 +70,42 @@ class Server:
     read_only: int = 1  # the node config's read_only=ON
     started_at: float = 0.0  # Uptime = now - started_at
     restarted: bool = False  # MySQL restarted since the monitor's last read_only=0 on it
+    master: str | None = None  # a slave: the master its last set_active_master named (None: not set up)
+    io_error: bool = False  # a slave: its IO thread stopped on a fatal error (until set again)
 
-    def observations(self, name: str, now: float) -> list[Observation]:
-        """One round of the daemon's checks: ping, then mysql with the replication checks and the facts."""
+    def observations(
+        self, name: str, now: float, slave: dict[str, object] | None = None
+    ) -> list[Observation]:
+        """One round of the daemon's checks: ping, then mysql with the replication checks and the facts;
+        ``slave``: a slave's SHOW SLAVE STATUS as the world has it (a master's: from ``rep_threads``)."""
         out: list[Observation] = [CheckResult(name, "ping", self.ping, "OK" if self.ping else "ERROR", now)]
         if not self.mysql:
             return [*out, *(CheckResult(name, c, False, "ERROR: gone", now) for c in ("mysql", "rep_threads", "rep_backlog"))]  # fmt: skip
-        io = "Yes" if self.rep_threads else "Connecting"
+        if slave is None:
+            slave = {"Slave_IO_Running": "Yes" if self.rep_threads else "Connecting"}
+        threads = slave.get("Slave_IO_Running") == "Yes"
         return [
             *out,
             CheckResult(name, "mysql", True, "OK", now),
-            CheckResult(name, "rep_threads", self.rep_threads, "OK" if self.rep_threads else "ERROR: broken", now),
+            CheckResult(name, "rep_threads", threads, "OK" if threads else "ERROR: broken", now),
             CheckResult(name, "rep_backlog", self.rep_backlog, "OK" if self.rep_backlog else "ERROR: big", now),
-            HostFacts(name, self.read_only, now - self.started_at, {"Slave_IO_Running": io}, now),
+            HostFacts(name, self.read_only, now - self.started_at, slave, now, int(name[1:])),
         ]  # fmt: skip
 
 
 @dataclass
 class Flight:
-    action: SetReadOnly
+    action: SetReadOnly | SetMaster
     emitted: int  # the world's round counter when the state machine asked for it
 
 
 @dataclass
 class World:
+    names: tuple[str, ...] = NAMES
+    slaves: tuple[str, ...] = ()
     now: float = 1000.0
-    servers: dict[str, Server] = field(default_factory=lambda: {n: Server() for n in NAMES})
-    haproxy: dict[tuple[str, str], bool] = field(
-        default_factory=lambda: {(b, n): False for b in BACKENDS for n in NAMES}  # every server disabled
-    )
+    servers: dict[str, Server] = field(default_factory=dict)
+    haproxy: dict[tuple[str, str], bool] = field(default_factory=dict)
     state: MonitorState = field(init=False)
     inbox: list[Observation] = field(default_factory=list)
     in_flight: dict[str, Flight] = field(default_factory=dict)
@@ -101,12 +115,47 @@ class World:
     actions: list[Action] = field(default_factory=list)  # every action so far, in order
 
     def __post_init__(self) -> None:
-        self.state = initial_state(S, HOSTS, self.now)
+        self.servers = self.servers or {n: Server() for n in self.names}
+        # every server disabled in the rendered config: the masters' writer (and repl) servers, every reader
+        self.haproxy = self.haproxy or {key: False for key in self.keys()}
+        self.state = self._fresh_state()
+
+    @classmethod
+    def replicas(cls) -> World:
+        """Two masters and two slaves (mmm-4-replicas)."""
+        return cls(names=REPLICA_NAMES, slaves=REPLICA_SLAVES)
+
+    @property
+    def masters(self) -> list[str]:
+        return [n for n in self.names if n not in self.slaves]
+
+    def keys(self) -> list[tuple[str, str]]:
+        backends = [WRITER, REPL] if self.slaves else [WRITER]
+        return [(b, n) for n in self.masters for b in backends] + [(READER, n) for n in self.names]
+
+    def _fresh_state(self) -> MonitorState:
+        hosts = REPLICA_HOSTS if self.slaves else HOSTS
+        return initial_state(S, [h for h in hosts if h[0] in self.names], self.now, slaves=self.slaves)
 
     # -- driving
-    def check(self, names: Sequence[str] = NAMES) -> None:
-        for name in names:
-            self.inbox.extend(self.servers[name].observations(name, self.now))
+    def slave_status(self, name: str) -> dict[str, object] | None:
+        """A slave's SHOW SLAVE STATUS: its IO thread reaches its master through HAProxy's repl backend."""
+        if name not in self.slaves:
+            return None
+        server = self.servers[name]
+        if server.master is None:
+            return {"Slave_IO_Running": None}  # never set up
+        if server.io_error:
+            return {"Slave_IO_Running": "No", "Master_Server_Id": int(server.master[1:])}
+        upstream = self.servers[server.master]
+        connected = server.rep_threads and upstream.mysql and self.haproxy[(REPL, server.master)]
+        if not connected:
+            return {"Slave_IO_Running": "Connecting", "Master_Server_Id": int(server.master[1:])}
+        return {"Slave_IO_Running": "Yes", "Master_Server_Id": int(server.master[1:])}
+
+    def check(self, names: Sequence[str] | None = None) -> None:
+        for name in self.names if names is None else names:
+            self.inbox.extend(self.servers[name].observations(name, self.now, self.slave_status(name)))
 
     def round(self, haproxy_ok: Sequence[bool] = ()) -> list[Action]:
         """One ``step`` with what the inbox holds; HAProxy commands succeed unless ``haproxy_ok`` says."""
@@ -124,11 +173,18 @@ class World:
         return ok, message
 
     def resolve(self, host: str, ok: bool = True) -> None:
-        """The host's agent reports back; an action to a master MySQL does not answer on fails."""
+        """The host's agent reports back; an action to a host MySQL does not answer on fails."""
         flight = self.in_flight.pop(host)
         action = flight.action
         server = self.servers[host]
         ok = ok and server.mysql
+        if isinstance(action, SetMaster):
+            if ok:
+                server.master, server.io_error = action.master, False
+            self.inbox.append(
+                SetMasterResult(host, action.seq, action.master, ok, "OK" if ok else "ERROR", self.now)
+            )
+            return
         if ok:
             server.read_only = int(action.read_only)
             if action.kind == "promote":
@@ -158,12 +214,15 @@ class World:
         """A new monitor process: what the old one had in flight lands on the host or not (``landed``, in
         host order), its unprocessed observations are gone, and the new one starts from nothing."""
         for i, host in enumerate(sorted(self.in_flight)):
-            flight = self.in_flight[host]
+            action = self.in_flight[host].action
             if (landed[i] if i < len(landed) else False) and self.servers[host].mysql:
-                self.servers[host].read_only = int(flight.action.read_only)
+                if isinstance(action, SetMaster):
+                    self.servers[host].master, self.servers[host].io_error = action.master, False
+                else:
+                    self.servers[host].read_only = int(action.read_only)
         self.in_flight, self.inbox = {}, []
         self.candidacy_since, self.promoted_at = {}, {}
-        self.state = initial_state(S, HOSTS, self.now)
+        self.state = self._fresh_state()
 
     # -- the safety rule, checked on every action as it is emitted
     def _after(self, before: MonitorState, actions: list[Action], haproxy_ok: Sequence[bool]) -> None:
@@ -173,6 +232,7 @@ class World:
         writer = s.roles.writer
         if writer is not None and writer != before.roles.writer:
             assert before.roles.writer is None, "the writer role moved without being vacant first"
+            assert writer in self.masters, f"the writer role on slave {writer}"
             since = self.candidacy_since.get(writer)
             assert since is not None and self.promoted_at.get(writer, -1) >= since, (
                 f"{writer} got the writer role without a successful read_only=0 in its candidacy"
@@ -181,18 +241,24 @@ class World:
         batch = iter(haproxy_ok)
         self.actions.extend(actions)
         for action in actions:
-            if isinstance(action, SetReadOnly):
-                assert action.host not in self.in_flight, f"a second read_only action for {action.host}"
-                if action.kind == "promote":
+            if isinstance(action, SetReadOnly | SetMaster):
+                assert action.host not in self.in_flight, f"a second agent action for {action.host}"
+                if isinstance(action, SetMaster):
+                    self._check_set_master(action)
+                elif action.kind == "promote":
+                    assert action.host in self.masters, f"read_only=0 on slave {action.host}"
                     self._check_promotion(action.host)
                 self.in_flight[action.host] = Flight(action, self.clock)
             elif isinstance(action, SetHaproxy):
                 key = (action.backend, action.server)
-                if action.ready and action.backend == WRITER:
-                    assert action.server == writer, f"writer/{action.server} enabled, the writer is {writer}"
-                    others = [n for n in NAMES if n != action.server]
-                    assert not any(self.haproxy[(WRITER, o)] for o in others), (
-                        "writer enabled before removals"
+                assert key in self.haproxy, f"no server {key} in HAProxy's config"
+                if action.ready and action.backend in (WRITER, REPL):
+                    assert action.server == writer, (
+                        f"{action.backend}/{action.server} enabled, the writer is {writer}"
+                    )
+                    others = [n for n in self.masters if n != action.server]
+                    assert not any(self.haproxy[(action.backend, o)] for o in others), (
+                        f"{action.backend} enabled before removals"
                     )
                     server = self.servers[action.server]
                     assert server.read_only == 0 or server.restarted, "writer enabled on a read-only host"
@@ -208,51 +274,105 @@ class World:
                     HaproxyResult(action.backend, action.server, action.ready, status, self.now)
                 )
 
+    def _check_set_master(self, action: SetMaster) -> None:
+        s = self.state
+        assert action.host in self.slaves, f"set_active_master on master {action.host}"
+        assert action.master == s.roles.writer, (
+            f"{action.host} told to follow {action.master}, not the writer"
+        )
+        assert self.haproxy[(REPL, action.master)], (
+            f"{action.host} repointed before repl/{action.master} is ready"
+        )
+
     def _check_promotion(self, host: str) -> None:
         s = self.state
         assert host == s.candidate and s.roles.writer is None
-        for other in NAMES:
+        for other in self.names:
             if other == host:
                 continue
-            assert not self.haproxy[(WRITER, other)], f"read_only=0 on {host} while writer/{other} is ready"
+            if other in self.masters:
+                assert not self.haproxy[(WRITER, other)], (
+                    f"read_only=0 on {host} while writer/{other} is ready"
+                )
             if s.hosts[other].answers():
                 assert s.agents[other].mode == READ_ONLY, (
                     f"read_only=0 on {host} before read_only=1 on {other}"
                 )
-            assert other not in self.in_flight or self.in_flight[other].action.read_only
+            flight = self.in_flight.get(other)
+            assert flight is None or isinstance(flight.action, SetMaster) or flight.action.read_only
 
     # -- the state, after every step
     def invariants(self) -> None:
         s = self.state
-        writers = [n for n in NAMES if WRITER in s.roles.of(n)]
+        writers = [n for n in self.names if WRITER in s.roles.of(n)]
         assert len(writers) <= 1, f"two writers: {writers}"
-        assert sum(self.haproxy[(WRITER, n)] for n in NAMES) <= 1, f"two writer servers ready: {self.haproxy}"
-        for name in NAMES:
+        assert all(w in self.masters for w in writers), f"the writer role on a slave: {writers}"
+        for backend in (WRITER, REPL) if self.slaves else (WRITER,):
+            ready = [n for n in self.masters if self.haproxy[(backend, n)]]
+            assert len(ready) <= 1, f"two {backend} servers ready: {self.haproxy}"
+        for name in self.names:
             if s.hosts[name].state != ONLINE:
                 assert s.roles.of(name) == [], f"{name} is {s.hosts[name].state} and holds {s.roles.of(name)}"
-        online = [n for n in NAMES if s.hosts[n].state == ONLINE]
-        assert len(s.roles.readers) == len(NAMES)
+        online = [n for n in self.names if s.hosts[n].state == ONLINE]
+        assert len(s.roles.readers) == len(self.names)
         if online:
             assert None not in s.roles.readers, "an ONLINE host but an orphaned reader role"
+            counts = [s.roles.readers.count(n) for n in online]
+            assert max(counts) - min(counts) <= 1, (
+                f"reader roles not balanced over {online}: {s.roles.readers}"
+            )
         if s.candidate is not None:
-            assert s.roles.writer is None and s.candidate in online
+            assert s.roles.writer is None and s.candidate in online and s.candidate in self.masters
+
+    def settled(self) -> None:
+        """After a quiet while with every action succeeding: the roles, read_only, HAProxy and the slaves
+        as the design promises (every ONLINE host ONLINE for a while; see ``MonitorMachine.settle``)."""
+        s = self.state
+        online = [n for n in self.names if s.hosts[n].state == ONLINE]
+        writer = s.roles.writer
+        if not any(n in self.masters for n in online):
+            assert writer is None
+            return
+        assert writer in online and writer in self.masters, (
+            f"ONLINE {online} for 2 s, yet the writer is {writer}"
+        )
+        per_host = len(self.names) // len(online)
+        assert {s.roles.readers.count(n) for n in online} <= {per_host, per_host + 1}
+        assert self.servers[writer].read_only == 0
+        ready = {key for key, on in self.haproxy.items() if on}
+        expected = {(WRITER, writer)} | {(READER, n) for n in online}
+        assert ready == expected | ({(REPL, writer)} if self.slaves else set())
+        for name in self.names:
+            if name != writer and self.servers[name].mysql:
+                assert self.servers[name].read_only == 1, f"{name} is writable besides the writer"
+        for name in self.slaves:
+            if name in online:
+                assert self.servers[name].master == writer, (
+                    f"ONLINE slave {name} follows {self.servers[name].master}"
+                )
 
     # -- shortcuts
     def roles(self) -> dict[str, list[str]]:
-        return {n: self.state.roles.of(n) for n in NAMES}
+        return {n: self.state.roles.of(n) for n in self.names}
 
     def states(self) -> dict[str, str]:
-        return {n: self.state.hosts[n].state for n in NAMES}
+        return {n: self.state.hosts[n].state for n in self.names}
 
     def bootstrap(self) -> None:
-        """The harness's bootstrap: the masters answer, the operator sets both online, the writer on n1."""
+        """The harness's bootstrap: the hosts answer, the operator sets each online, the writer on n1."""
         self.run(0.3)
-        assert self.command("set_online", "n1")[0]
-        self.run(0.3)
-        assert self.command("set_online", "n2")[0]
-        self.run(0.5)
-        assert self.roles() == {"n1": [WRITER, READER], "n2": [READER]}
-        assert self.haproxy == {(WRITER, "n1"): True, (READER, "n1"): True, (WRITER, "n2"): False, (READER, "n2"): True}  # fmt: skip
+        for name in self.names:
+            assert self.command("set_online", name)[0]
+            self.run(0.3 if name == "n1" else 0.5)
+        if not self.slaves:
+            assert self.roles() == {"n1": [WRITER, READER], "n2": [READER]}
+            assert self.haproxy == {(WRITER, "n1"): True, (READER, "n1"): True, (WRITER, "n2"): False, (READER, "n2"): True}  # fmt: skip
+        else:
+            assert self.roles() == {"n1": [WRITER, READER], "n2": [READER], "n3": [READER], "n4": [READER]}
+            assert {key for key, on in self.haproxy.items() if on} == {
+                (WRITER, "n1"), (REPL, "n1"), *((READER, n) for n in self.names)
+            }  # fmt: skip
+            assert all(self.servers[n].master == "n1" for n in self.slaves)
         assert (self.servers["n1"].read_only, self.servers["n2"].read_only) == (0, 1)
 
 
@@ -436,120 +556,242 @@ def test_step_leaves_the_given_state_alone() -> None:
     assert before.agents["n1"].pending is None and after.agents["n1"].pending is not None
 
 
+# ---------------------------------------------------------------------------------------------- with slaves
+
+
+def test_slaves_follow_the_new_writer_and_stay_online_through_a_failover() -> None:
+    world = World.replicas()
+    world.bootstrap()
+    world.run(S.rep_grace + 1.0)  # past every grace: the slaves' replication checks count
+    start = len(world.actions)
+    killed = world.now
+    world.servers["n1"].ping = world.servers["n1"].mysql = False  # the writer dies
+    slave_states: set[str] = set()
+    for _ in range(60):
+        world.run(0.1)
+        world.invariants()
+        slave_states |= {world.state.hosts[n].state for n in REPLICA_SLAVES}
+    assert slave_states == {ONLINE}  # repointed within rep_grace of the writer's move: never taken out
+    assert world.states() == {"n1": HARD_OFFLINE, "n2": ONLINE, "n3": ONLINE, "n4": ONLINE}
+    assert world.state.roles.writer == "n2"
+    assert sorted(len(r) for r in world.roles().values()) == [0, 1, 1, 3]  # n1's reader moved, n2 writer
+    assert all(world.servers[n].master == "n2" for n in REPLICA_SLAVES)
+    after = world.actions[start:]
+    repl_off = after.index(SetHaproxy(REPL, "n1", False))
+    repl_on = after.index(SetHaproxy(REPL, "n2", True))
+    repoints = [i for i, a in enumerate(after) if isinstance(a, SetMaster)]
+    assert repl_off < repl_on < min(repoints) and len(repoints) == 2
+    assert {after[i].host for i in repoints} == {"n3", "n4"}  # type: ignore[union-attr]
+    moved = next(i for i, a in enumerate(after) if isinstance(a, MoveRole) and a.role == WRITER and a.target)
+    assert moved < min(repoints)
+    assert world.now - killed >= S.trap_period
+
+    world.restart_mysql("n1")  # the old writer back: a reader master; the slaves stay on n2
+    world.servers["n1"].ping = world.servers["n1"].mysql = True
+    world.run(S.auto_set_online + 1.0)
+    assert world.roles() == {"n1": [READER], "n2": [WRITER, READER], "n3": [READER], "n4": [READER]}
+    assert all(world.servers[n].master == "n2" for n in REPLICA_SLAVES)
+    assert not [a for a in world.actions[start + len(after) :] if isinstance(a, SetMaster)]
+    world.settled()
+
+
+def test_a_dead_slave_loses_its_reader_role_and_comes_back_only_after_auto_set_online() -> None:
+    world = World.replicas()
+    world.bootstrap()
+    world.run(S.rep_grace)
+    world.servers["n3"].ping = world.servers["n3"].mysql = False
+    world.run(S.trap_period + 0.5)
+    assert world.states()["n3"] == HARD_OFFLINE and world.roles()["n3"] == []
+    readers = sorted(r.count(READER) for r in world.roles().values())
+    assert readers == [0, 1, 1, 2]  # the 4 reader roles balanced over the three hosts left
+    assert not world.haproxy[(READER, "n3")]
+    world.servers["n3"].ping = world.servers["n3"].mysql = True  # back without a restart (e.g. paused)
+    world.run(0.5)
+    assert world.states()["n3"] == AWAITING_RECOVERY  # MMM's short-outage rule is for masters only
+    world.run(S.auto_set_online)
+    assert world.states()["n3"] == ONLINE and world.roles()["n3"] == [READER]
+    assert world.haproxy[(READER, "n3")] and world.state.roles.writer == "n1"
+    world.settled()
+
+
+def test_a_slave_whose_io_thread_stopped_is_set_again() -> None:
+    world = World.replicas()
+    world.bootstrap()
+    start = len(world.actions)
+    world.servers["n4"].io_error = True  # e.g. 1236: it got more of the old master than the new one has
+    world.run(S.check_period)
+    repoints = [a for a in world.actions[start:] if isinstance(a, SetMaster)]
+    assert repoints == [SetMaster("n4", "n1", repoints[0].seq)] and not world.servers["n4"].io_error
+
+
+def test_a_slave_never_gets_the_writer_role() -> None:
+    world = World.replicas()
+    world.bootstrap()
+    for name in ("n1", "n2"):
+        world.servers[name].ping = world.servers[name].mysql = False
+    world.run(S.trap_period + 1.0)
+    assert world.state.roles.writer is None and world.state.candidate is None
+    assert world.roles() == {"n1": [], "n2": [], "n3": [READER, READER], "n4": [READER, READER]}
+    assert not any(isinstance(a, SetReadOnly) and a.kind == "promote" and a.host in REPLICA_SLAVES
+                   for a in world.actions)  # fmt: skip
+    world.servers["n2"].ping = world.servers["n2"].mysql = True
+    world.restart_mysql("n2")
+    world.run(S.auto_set_online + 1.0)
+    assert world.state.roles.writer == "n2"
+    assert all(world.servers[n].master == "n2" for n in REPLICA_SLAVES)
+
+
+def test_a_slave_replicating_from_a_dead_master_too_long_is_taken_out() -> None:
+    world = World.replicas()
+    world.bootstrap()
+    world.run(S.rep_grace)
+    world.servers["n3"].rep_threads = False  # its own link cut
+    world.run(S.trap_period + 0.5)
+    assert world.states()["n3"] == REPLICATION_FAIL and world.roles()["n3"] == []
+    world.servers["n3"].rep_threads = True
+    world.run(S.check_period + 0.2)
+    assert world.states()["n3"] == ONLINE and world.roles()["n3"] == [READER]
+
+
 # ---------------------------------------------------------------------------------------------- hypothesis
 
 
-class MonitorMachine(RuleBasedStateMachine):
-    """Random checks, partitions, read_only results, HAProxy failures, time and monitor restarts."""
+def monitor_machine(
+    make: Callable[[], World], names: tuple[str, ...], doc: str
+) -> type[RuleBasedStateMachine]:
+    """A rule-based machine over ``make()``'s world (its host ``names``)."""
+    masters = tuple(n for n in names if n in make().masters)
+    slaves = tuple(n for n in names if n not in masters)
 
-    @initialize(ro=st.sampled_from([(1, 1), (0, 1), (1, 0), (0, 0)]))
-    def start(self, ro: tuple[int, int]) -> None:
-        self.world = World()
-        for name, value in zip(NAMES, ro, strict=True):  # what a previous monitor may have left
-            self.world.servers[name].read_only = value
-        if ro.count(0) == 1:
-            self.world.haproxy[(WRITER, NAMES[ro.index(0)])] = True
+    class Machine(RuleBasedStateMachine):
+        @initialize(ro=st.sampled_from([(1, 1), (0, 1), (1, 0), (0, 0)]))
+        def start(self, ro: tuple[int, int]) -> None:
+            self.world = make()
+            for name, value in zip(masters, ro, strict=True):  # what a previous monitor may have left
+                self.world.servers[name].read_only = value
+            if ro.count(0) == 1:
+                self.world.haproxy[(WRITER, masters[ro.index(0)])] = True
 
-    @rule(
-        name=st.sampled_from(NAMES),
-        ping=st.booleans(),
-        mysql=st.booleans(),
-        rep_threads=st.booleans(),
-        rep_backlog=st.booleans(),
-    )
-    def set_condition(self, name: str, ping: bool, mysql: bool, rep_threads: bool, rep_backlog: bool) -> None:
-        server = self.world.servers[name]
-        server.ping, server.mysql = ping, mysql
-        server.rep_threads, server.rep_backlog = rep_threads, rep_backlog
+        @rule(
+            name=st.sampled_from(names),
+            ping=st.booleans(),
+            mysql=st.booleans(),
+            rep_threads=st.booleans(),
+            rep_backlog=st.booleans(),
+        )
+        def set_condition(
+            self, name: str, ping: bool, mysql: bool, rep_threads: bool, rep_backlog: bool
+        ) -> None:
+            server = self.world.servers[name]
+            server.ping, server.mysql = ping, mysql
+            server.rep_threads, server.rep_backlog = rep_threads, rep_backlog
 
-    @rule()
-    def partition_masters(self) -> None:
-        """The masters lose each other; the monitor still reaches both."""
-        for server in self.world.servers.values():
-            server.ping = server.mysql = True
-            server.rep_threads = False
+        if slaves:
 
-    @rule(name=st.sampled_from(NAMES))
-    def cut_off_from_monitor(self, name: str) -> None:
-        self.world.servers[name].ping = self.world.servers[name].mysql = False
+            @rule(name=st.sampled_from(slaves))
+            def fatal_io_error(self, name: str) -> None:
+                """A slave's IO thread stops on a fatal error (e.g. 1236: it is ahead of its new master)."""
+                self.world.servers[name].io_error = True
 
-    @rule()
-    def heal(self) -> None:
-        for server in self.world.servers.values():
-            server.ping = server.mysql = server.rep_threads = server.rep_backlog = True
+        @rule()
+        def partition_masters(self) -> None:
+            """The masters lose each other; the monitor still reaches both."""
+            for name in masters:
+                server = self.world.servers[name]
+                server.ping = server.mysql = True
+                server.rep_threads = False
 
-    @rule(name=st.sampled_from(NAMES))
-    def restart_mysql(self, name: str) -> None:
-        self.world.restart_mysql(name)
+        @rule(name=st.sampled_from(names))
+        def cut_off_from_monitor(self, name: str) -> None:
+            self.world.servers[name].ping = self.world.servers[name].mysql = False
 
-    @rule(dt=st.floats(min_value=0.0, max_value=4.0))
-    def advance(self, dt: float) -> None:
-        self.world.now += dt
+        @rule()
+        def heal(self) -> None:
+            for server in self.world.servers.values():
+                server.ping = server.mysql = server.rep_threads = server.rep_backlog = True
 
-    @rule(
-        checked=st.sets(st.sampled_from(NAMES)),
-        haproxy_ok=st.lists(st.booleans(), max_size=6),
-        dt=st.floats(min_value=0.0, max_value=1.0),
-    )
-    def monitor_round(self, checked: set[str], haproxy_ok: list[bool], dt: float) -> None:
-        self.world.now += dt
-        self.world.check(sorted(checked))
-        self.world.round(haproxy_ok)
+        @rule(name=st.sampled_from(names))
+        def restart_mysql(self, name: str) -> None:
+            self.world.restart_mysql(name)
 
-    @rule(host=st.sampled_from(NAMES), ok=st.booleans())
-    def agent_reports(self, host: str, ok: bool) -> None:
-        """The host's agent reports its read_only action's result (fails if MySQL does not answer)."""
-        if host in self.world.in_flight:
-            self.world.resolve(host, ok)
+        @rule(dt=st.floats(min_value=0.0, max_value=4.0))
+        def advance(self, dt: float) -> None:
+            self.world.now += dt
 
-    @rule(name=st.sampled_from(["set_online", "set_offline"]), host=st.sampled_from(NAMES))
-    def operator(self, name: str, host: str) -> None:
-        self.world.command(name, host)
+        @rule(
+            checked=st.sets(st.sampled_from(names)),
+            haproxy_ok=st.lists(st.booleans(), max_size=6),
+            dt=st.floats(min_value=0.0, max_value=1.0),
+        )
+        def monitor_round(self, checked: set[str], haproxy_ok: list[bool], dt: float) -> None:
+            self.world.now += dt
+            self.world.check(sorted(checked))
+            self.world.round(haproxy_ok)
 
-    @rule(landed=st.lists(st.booleans(), max_size=2))
-    def restart_monitor(self, landed: list[bool]) -> None:
-        self.world.restart_monitor(landed)
+        @rule(host=st.sampled_from(names), ok=st.booleans())
+        def agent_reports(self, host: str, ok: bool) -> None:
+            """The host's agent reports its action's result (fails if MySQL does not answer)."""
+            if host in self.world.in_flight:
+                self.world.resolve(host, ok)
 
-    @rule()
-    def settle(self) -> None:
-        """Nothing changes for a while and every action succeeds: the roles settle on the ONLINE hosts."""
-        world = self.world
-        history: list[tuple[str, ...]] = []
-        for _ in range(60):
-            world.now += 0.1
-            world.check()
-            world.round()
-            world.invariants()
-            world.resolve_all()
-            history.append(tuple(n for n in NAMES if world.state.hosts[n].state == ONLINE))
-        online = history[-1]
-        if len(set(history[-20:])) != 1 or not online:
-            event("settle: no ONLINE host, or not for long enough")
-            return  # e.g. one is flapping in and out, or awaits recovery
-        event(f"settle: {len(online)} ONLINE")
-        roles = world.roles()
-        writer = world.state.roles.writer
-        assert writer in online, f"ONLINE {online} for 2 s, yet the writer is {writer}"
-        if len(online) == 1:
-            assert roles[writer] == [WRITER, READER, READER]
-        else:
-            assert sorted(len(r) for r in roles.values()) == [1, 2]  # one reader each, the writer on one
-        assert world.servers[writer].read_only == 0
-        ready = {key for key, on in world.haproxy.items() if on}
-        assert ready == {(WRITER, writer)} | {(READER, n) for n in online}
-        for name in NAMES:
-            if name != writer and world.servers[name].mysql:
-                assert world.servers[name].read_only == 1, f"{name} is writable besides the writer"
+        @rule(name=st.sampled_from(["set_online", "set_offline"]), host=st.sampled_from(names))
+        def operator(self, name: str, host: str) -> None:
+            self.world.command(name, host)
 
-    @invariant()
-    def safe(self) -> None:
-        self.world.invariants()
+        @rule(landed=st.lists(st.booleans(), max_size=len(names)))
+        def restart_monitor(self, landed: list[bool]) -> None:
+            self.world.restart_monitor(landed)
+
+        @rule()
+        def settle(self) -> None:
+            """Nothing changes for a while and every action succeeds: the roles settle on the ONLINE hosts,
+            and every ONLINE slave follows the writer."""
+            world = self.world
+            for server in world.servers.values():
+                server.io_error = False  # a fatal IO error is cured by the next set_active_master
+            history: list[tuple[str, ...]] = []
+            for _ in range(60):
+                world.now += 0.1
+                world.check()
+                world.round()
+                world.invariants()
+                world.resolve_all()
+                history.append(tuple(n for n in names if world.state.hosts[n].state == ONLINE))
+            online = history[-1]
+            if len(set(history[-20:])) != 1 or not online:
+                event("settle: no ONLINE host, or not for long enough")
+                return  # e.g. one is flapping in and out, or awaits recovery
+            event(f"settle: {len(online)} ONLINE")
+            world.settled()
+
+        @invariant()
+        def safe(self) -> None:
+            self.world.invariants()
+
+    Machine.__doc__ = doc
+    Machine.__name__ = Machine.__qualname__ = "MonitorMachine"
+    return Machine
 
 
+MonitorMachine = monitor_machine(
+    World, NAMES, "Random checks, partitions, read_only results, HAProxy failures, time and monitor restarts."
+)
 MonitorMachine.TestCase.settings = settings(
     max_examples=100, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 test_monitor_state_machine = MonitorMachine.TestCase
+
+ReplicaMonitorMachine = monitor_machine(
+    World.replicas,
+    REPLICA_NAMES,
+    "The same over two masters and two slaves: the writer only ever on a master, reader roles balanced over "
+    "the ONLINE hosts, every ONLINE slave following the writer once things settle.",
+)
+ReplicaMonitorMachine.__name__ = ReplicaMonitorMachine.__qualname__ = "ReplicaMonitorMachine"
+ReplicaMonitorMachine.TestCase.settings = settings(
+    max_examples=80, stateful_step_count=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+test_replica_monitor_state_machine = ReplicaMonitorMachine.TestCase
 
 
 def test_all_states_are_reachable_from_the_world() -> None:

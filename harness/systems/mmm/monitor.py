@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""An MMM-style monitor for two MariaDB masters: mmm_mond's checks, states and roles, the parts of
-mmm_agentd it needs (``read_only``), HAProxy in place of moving IPs, and a supervised pt-heartbeat.
+"""An MMM-style monitor for two MariaDB masters and their read-only slaves: mmm_mond's checks, states and
+roles, the parts of mmm_agentd it needs (``read_only``, ``set_active_master``), HAProxy in place of moving
+IPs, and a supervised pt-heartbeat.
 
 Standalone on purpose: it runs in its own container from the node image (python3 + python3-pymysql) and
 imports nothing of the harness. mysql-mmm itself (unmaintained Perl) is not installed; this follows its
@@ -19,7 +20,11 @@ to this script; this daemon only does the I/O around it:
 * **Agents** (what mmm_agentd does on each host), one thread and connection per host: a promotion applies
   what the relay log already holds (``MASTER_GTID_WAIT`` on its received position, at most ``timeout``),
   then ``read_only=0``; a demotion sets ``read_only=1`` and kills the application's connections; an
-  enforcement sets back a value the host reported against the monitor's.
+  enforcement sets back a value the host reported against the monitor's. On a slave, ``set_active_master``
+  is MMM's: catch up on what it has (the relay log, bounded), ``STOP SLAVE``, ``CHANGE MASTER`` to the
+  new master, ``START SLAVE`` — with GTID (``MASTER_USE_GTID=slave_pos``) where MMM reads the new
+  master's binlog coordinates, and through the slave's own replication link (``repl_port`` on the run's
+  Toxiproxy), which leads to HAProxy's ``repl`` frontend, whose one ready server is the writer.
 * **HAProxy** instead of moving IPs: the writer role is server ``writer/<host>`` in state ``ready`` (all
   others ``maint``, with their sessions shut down), reader roles likewise in backend ``reader``, set through
   HAProxy's runtime API.
@@ -33,7 +38,7 @@ to this script; this daemon only does the I/O around it:
   heartbeat once it rejoins; the cluster creates the table once on each master instead.
 
 Not implemented: the monitor's own network check and passive/manual/wait modes, move_role/set_ip,
-preferred hosts, read-only slaves, the kill-host hook, saving and reloading the state across restarts
+preferred hosts, turning a slave's replication off at set_offline, the kill-host hook, saving and reloading the state across restarts
 (a restarted monitor rediscovers the writer from the hosts' read_only instead).
 
 Usage: ``mmm_monitor.py CONFIG.json`` (the harness renders the config).
@@ -61,7 +66,7 @@ except ImportError:  # standalone in the monitor container: the state machine an
     import monitor_state as ms  # type: ignore[import-not-found,no-redef]
 
 SLAVE_FIELDS = ("Slave_IO_Running", "Slave_SQL_Running", "Seconds_Behind_Master", "Last_IO_Error",
-                "Last_SQL_Error", "Gtid_IO_Pos")  # fmt: skip
+                "Last_SQL_Error", "Gtid_IO_Pos", "Master_Server_Id")  # fmt: skip
 LOOP_S = 0.1  # the main loop's period
 MAX_BURST = 10  # follow-up rounds run at once before the loop waits again
 
@@ -91,12 +96,17 @@ class Monitor:
         self.s = ms.Settings(**cfg["settings"])
         hosts = [(h["name"], h["ip"], h.get("peer")) for h in cfg["hosts"]]
         self.ips = {name: ip for name, ip, _ in hosts}
-        self.state = ms.initial_state(self.s, hosts, time.monotonic())  # replaced, never changed in place
+        self.repl_ports = {h["name"]: h["repl_port"] for h in cfg["hosts"] if h.get("repl_port")}
+        slaves = [h["name"] for h in cfg["hosts"] if h.get("mode") == ms.SLAVE]
+        # replaced, never changed in place
+        self.state = ms.initial_state(self.s, hosts, time.monotonic(), slaves=slaves)
         self.round_lock = threading.RLock()  # one round (step + its actions) at a time
         self.lock = threading.Lock()  # the inbox, the changes, the heartbeat's figures
         self.inbox: list[ms.Observation] = []
         self.wake = threading.Event()
-        self.agents: dict[str, queue.Queue[ms.SetReadOnly]] = {name: queue.Queue() for name in self.ips}
+        self.agents: dict[str, queue.Queue[ms.SetReadOnly | ms.SetMaster]] = {
+            n: queue.Queue() for n in self.ips
+        }
         self.changes: deque[dict[str, Any]] = deque(maxlen=200)
         self.haproxy = io.haproxy_api(cfg["haproxy"])
         self.heartbeat = io.Heartbeat(
@@ -148,9 +158,9 @@ class Monitor:
                     conn = io.mysql_connect(self.cfg, self.ips[name], port, self.s.timeout)
                 asked = time.monotonic()
                 with conn.cursor() as cur:
-                    cur.execute("SELECT @@read_only, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS "
-                                "WHERE VARIABLE_NAME = 'UPTIME'")  # fmt: skip
-                    read_only, uptime = cur.fetchone()
+                    cur.execute("SELECT @@read_only, VARIABLE_VALUE, @@server_id FROM "
+                                "information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = 'UPTIME'")  # fmt: skip
+                    read_only, uptime, server_id = cur.fetchone()
                     cur.execute("SHOW SLAVE STATUS")
                     row = cur.fetchone()
                     names = [d[0] for d in cur.description] if cur.description else []
@@ -158,8 +168,8 @@ class Monitor:
                 results["mysql"] = (True, "OK")
                 results["rep_threads"] = rep_threads(slave)
                 results["rep_backlog"] = rep_backlog(slave, self.s.max_backlog)
-                facts.append(ms.HostFacts(name, int(read_only), float(uptime),
-                                          {k: slave.get(k) for k in SLAVE_FIELDS}, asked))  # fmt: skip
+                facts.append(ms.HostFacts(name, int(read_only), float(uptime), {k: slave.get(k) for k in
+                                          SLAVE_FIELDS}, asked, int(server_id)))  # fmt: skip
             except Exception as exc:
                 io.close_quietly(conn)
                 conn = None
@@ -171,7 +181,7 @@ class Monitor:
             self.observe(*checks, *facts)
             time.sleep(max(0.0, self.s.check_period - (time.monotonic() - began)))
 
-    # -- the agent on each host (mmm_agentd): runs the state machine's read_only actions, one at a time
+    # -- the agent on each host (mmm_agentd): runs the state machine's agent actions, one at a time
     def agent_loop(self, name: str) -> None:
         conn = None
         port = self.cfg.get("mysql_port", 3306)
@@ -180,7 +190,10 @@ class Monitor:
             action = self.agents[name].get()
             try:
                 conn = conn or io.mysql_connect(self.cfg, self.ips[name], port, self.s.timeout)
-                if action.kind == "promote":
+                if isinstance(action, ms.SetMaster):
+                    conn.ping(reconnect=True)  # after a slave's restart its old connection is dead
+                    self._set_active_master(conn, name, action.master)
+                elif action.kind == "promote":
                     self._allow_write(conn, name)
                 elif action.kind == "demote":
                     self._deny_write(conn, name)
@@ -195,7 +208,11 @@ class Monitor:
                 if message != last_error:
                     io.log(f"agent {name}: {message}")
                 last_error = message
-            result = ms.ReadOnlyResult(name, action.seq, action.read_only, ok, message, time.monotonic())
+            result: ms.Observation
+            if isinstance(action, ms.SetMaster):
+                result = ms.SetMasterResult(name, action.seq, action.master, ok, message, time.monotonic())
+            else:
+                result = ms.ReadOnlyResult(name, action.seq, action.read_only, ok, message, time.monotonic())
             self.observe(result, wake=True)
 
     def _allow_write(self, conn: Any, name: str) -> None:
@@ -217,6 +234,27 @@ class Monitor:
                     io.log(f"agent {name}: relay log not applied within {self.s.timeout:g}s; taking writes")
             cur.execute("SET GLOBAL read_only = 0")
         self.note(host=name, action="read_only=0 (writer)")
+
+    def _set_active_master(self, conn: Any, name: str, master: str) -> None:
+        """mmm_agentd's set_active_master on slave ``name``: apply what the relay log holds (at most half
+        ``timeout``, within the connection's read timeout), then replicate from ``master`` by GTID through
+        the slave's replication link, which reaches the writer's server of HAProxy's ``repl`` backend."""
+        repl = self.cfg["repl"]
+        with conn.cursor() as cur:
+            received = str(io.slave_status(cur).get("Gtid_IO_Pos") or "")
+            if received:
+                cur.execute("SELECT MASTER_GTID_WAIT(%s, %s)", (received, self.s.timeout / 2))
+                (waited,) = cur.fetchone()
+                if waited != 0:
+                    io.log(f"agent {name}: relay log not applied within {self.s.timeout / 2:g}s; moving on")
+            cur.execute("STOP SLAVE")
+            cur.execute(
+                "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+                "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
+                (repl["host"], self.repl_ports[name], repl["user"], repl["password"]),
+            )
+            cur.execute("START SLAVE")
+        self.note(host=name, action=f"set_active_master {master}")
 
     def _deny_write(self, conn: Any, name: str) -> None:
         with conn.cursor() as cur:
@@ -261,7 +299,7 @@ class Monitor:
                 self.note(role=action.role, role_from=action.source or "-", role_to=action.target or "-")
             elif isinstance(action, ms.Log):
                 io.log(action.message)
-            elif isinstance(action, ms.SetReadOnly):
+            elif isinstance(action, ms.SetReadOnly | ms.SetMaster):
                 self.agents[action.host].put(action)
             elif isinstance(action, ms.SetHaproxy):
                 status, message = self._haproxy(action, skip=failed)
@@ -313,6 +351,7 @@ class Monitor:
                 "roles": state.roles.of(name), "read_only": h.read_only, "uptime": h.uptime,
                 "flapping": h.flapping(now, s), "replication": h.slave,
                 "writes_enabled": state.roles.writer == name, "agent": state.agents[name].mode,
+                "mode": h.mode, "following": state.agents[name].following, "server_id": h.server_id,
                 "checks": {c: {"ok": h.ok(c, now, s), "message": h.checks[c].message,
                                "last_change": self.wall(h.checks[c].last_change)} for c in ms.CHECKS},
             }  # fmt: skip

@@ -20,10 +20,16 @@ as a sibling module there, so it uses the standard library only. It follows mysq
   outage was shorter than 60 s and MySQL was not restarted (its Uptime kept growing), or after
   ``auto_set_online`` seconds — unless the host is flapping (it left ONLINE ``flap_count`` times within
   ``flap_duration``).
-* **Roles**: only ONLINE hosts hold roles. ``reader`` is balanced: one reader role per master, spread
-  evenly over the ONLINE hosts. ``writer`` is exclusive; it stays where it is while its host is ONLINE (no
+* **Slaves** (MMM's ``mode slave``, optional): read-only hosts that replicate from the *active master*
+  (the writer). They get the same checks and states as the masters, with the active master as their peer:
+  their replication checks count only while a writer holds the role, is ONLINE and answering, and both
+  the writer's ONLINE state and its holding the role are ``rep_grace`` old (a slave needs a moment to be
+  repointed). Unlike a master, a slave back from HARD_OFFLINE goes ONLINE only after
+  ``auto_set_online`` (MMM's short-outage rule is for masters). A slave never gets the writer role.
+* **Roles**: only ONLINE hosts hold roles. ``reader`` is balanced: one reader role per host, spread
+  evenly over the ONLINE hosts (slaves included). ``writer`` is exclusive; it stays where it is while its host is ONLINE (no
   preferred host, no fail-back), and is taken away as soon as its host leaves ONLINE. A vacant writer role
-  goes to a *candidate*: the ONLINE host with the fewest roles (config order breaks ties) — or, right after
+  goes to a *candidate*: the ONLINE master with the fewest roles (config order breaks ties) — or, right after
   the monitor started, the one host that reported ``read_only=0`` when first seen (the writer the previous
   monitor left, so that a monitor restart does not move writes).
 * **The safety rule** (never two writers): the candidate is sent ``read_only=0`` only once every other
@@ -33,9 +39,17 @@ as a sibling module there, so it uses the standard library only. It follows mysq
   the role's holder, and only while every other writer server is confirmed in maintenance. A host that
   answers and holds no writer role or candidacy is set ``read_only=1`` (its client connections killed),
   and a read_only value a host reports against what the monitor set is corrected (as mmm_agentd does).
+* **set_active_master** (what mmm_agentd does on a slave when the monitor names a new active master): a
+  ``SetMaster`` to every slave that answers (but an ADMIN_OFFLINE one) and does not follow the writer yet,
+  once HAProxy's ``repl/<writer>`` is confirmed ready (the slaves' replication links lead there); a slave
+  that reports no replication, a stopped IO thread (a fatal error: e.g. it got more of the old master's
+  binlog than the new master did, which MariaDB refuses until the new master has it too), or an IO
+  thread connected to another master than the one it was set to, is set again. MMM's agent repoints only an ONLINE slave; here any slave that answers is, since a slave
+  taken out for replicating from the dead old master would otherwise never come back.
 * **HAProxy**: ``writer/<host>`` is ``ready`` for the writer, ``reader/<host>`` for each host with a reader
-  role, every other server ``maint``; removals are listed before additions, and every server is re-asserted
-  every ``RESYNC_S`` (HAProxy may have been restarted).
+  role, and (with slaves) ``repl/<host>`` for the writer, every other server ``maint``; a writer or repl
+  server is enabled only while the backend's others are confirmed in maintenance; removals are listed
+  before additions, and every server is re-asserted every ``RESYNC_S`` (HAProxy may have been restarted).
 
 Usage: ``state = initial_state(settings, hosts, now)``, then each round
 ``state, actions = step(state, observations, now)`` and ``command(...)`` for set_online/set_offline. Both
@@ -60,6 +74,9 @@ SHORT_OUTAGE_S = 60.0  # MMM: a host down for less than this, and not restarted,
 RESYNC_S = 5.0  # every HAProxy server state is re-asserted this often
 WRITER = "writer"
 READER = "reader"
+REPL = "repl"  # HAProxy's backend the slaves replicate through: the writer's server ready
+MASTER = "master"  # a host's mode (MMM's ``mode master`` / ``mode slave``)
+SLAVE = "slave"
 NEVER = float("-inf")
 
 # What the monitor's own read_only actions left on a host (``Agent.mode``)
@@ -135,6 +152,8 @@ class Host:
     left_online: list[float] = field(default_factory=list)  # times it left ONLINE (flapping)
     read_only: int | None = None  # as last reported by the host
     slave: dict[str, Any] = field(default_factory=dict)
+    mode: str = MASTER
+    server_id: int | None = None  # as last reported by the host
 
     def ok(self, check: str, now: float, s: Settings) -> bool:
         return self.checks[check].ok(now, s.trap_period)
@@ -151,9 +170,11 @@ class Host:
 
 
 def transition(
-    host: Host, peer: Host | None, is_writer: bool, now: float, s: Settings
+    host: Host, peer: Host | None, is_writer: bool, now: float, s: Settings, grace_since: float = NEVER
 ) -> tuple[str, str] | None:
-    """The host's next state and why, or None to stay (pure; the rules are in the module docstring)."""
+    """The host's next state and why, or None to stay (pure; the rules are in the module docstring).
+    ``peer``: a master's other master, a slave's active master; ``grace_since``: a slave's, when that
+    master got the writer role (``rep_grace`` counts from the later of it and the peer's ONLINE)."""
     state = host.state
     if state == ADMIN_OFFLINE or not all(host.checks[c].has_result for c in ("ping", "mysql")):
         return None  # nothing to decide on before the first results
@@ -163,7 +184,7 @@ def transition(
         and peer is not None
         and peer.state == ONLINE
         and peer.alive(now, s)
-        and now - peer.since >= s.rep_grace
+        and now - max(peer.since, grace_since) >= s.rep_grace
     )
     threads_ok = host.ok("rep_threads", now, s) or not counts
     backlog_ok = host.ok("rep_backlog", now, s) or not counts
@@ -181,7 +202,12 @@ def transition(
     if state == AWAITING_RECOVERY:
         if not (threads_ok and backlog_ok) or host.flapping(now, s):
             return None
-        short = host.downtime is not None and host.downtime < SHORT_OUTAGE_S and not host.rebooted
+        short = (
+            host.mode == MASTER
+            and host.downtime is not None
+            and host.downtime < SHORT_OUTAGE_S
+            and not host.rebooted
+        )
         if short:
             return ONLINE, f"back after {host.downtime:.1f}s without a restart"
         if now - host.since >= s.auto_set_online:
@@ -241,7 +267,7 @@ def release(roles: Roles, online: list[str]) -> list[Move]:
 
 def pick_writer(roles: Roles, online: list[str], prefer: str | None = None) -> str | None:
     """Where a vacant writer role goes: ``prefer`` if ONLINE, else the ONLINE host with the fewest roles
-    (config order, that of ``online``, breaks ties)."""
+    (config order, that of ``online``, breaks ties). ``online``: the hosts that may hold it (masters)."""
     if not online:
         return None
     if prefer in online:
@@ -285,11 +311,13 @@ class Agent:
     action in flight, and whether the host has since reported a different value."""
 
     mode: str = UNKNOWN
-    pending: SetReadOnly | None = None
+    pending: SetReadOnly | SetMaster | None = None
     done_at: float = NEVER  # when the last successful read_only action completed
     retry_at: float = NEVER  # a failed action is not tried again before
     drift: bool = False  # a report taken after ``done_at`` disagrees with ``mode``
     error: str = ""
+    following: str | None = None  # a slave: the master its last successful set_active_master named
+    follow_done_at: float = NEVER  # when that completed
 
 
 @dataclass
@@ -307,6 +335,7 @@ class MonitorState:
     haproxy: dict[tuple[str, str], bool] = field(default_factory=dict)  # (backend, host) -> ready, confirmed
     last_resync: float = NEVER
     writer_epoch: int = 0  # bumped whenever a host gets the writer role
+    writer_since: float = NEVER  # when the writer role was last given
     seq: int = 0  # the last action number handed out
     first_read_only: dict[str, int] = field(default_factory=dict)  # until the first writer: as first seen
     discovering: bool = True  # no writer assigned yet since the monitor started
@@ -314,6 +343,14 @@ class MonitorState:
     @property
     def writer(self) -> str | None:
         return self.roles.writer
+
+    @property
+    def masters(self) -> list[str]:
+        return [n for n in self.order if self.hosts[n].mode == MASTER]
+
+    @property
+    def slaves(self) -> list[str]:
+        return [n for n in self.order if self.hosts[n].mode == SLAVE]
 
     def writer_routed(self) -> bool:
         """A writer holds the role and HAProxy confirmed its writer server ready: writes reach it."""
@@ -324,16 +361,25 @@ class MonitorState:
         host reported read_only=1 or nothing) — the writer the previous monitor left."""
         if not self.discovering:
             return None
-        writable = [h for h in self.order if self.first_read_only.get(h) == 0]
+        writable = [h for h in self.masters if self.first_read_only.get(h) == 0]
         return writable[0] if len(writable) == 1 else None
 
 
 def initial_state(
-    settings: Settings, hosts: Iterable[tuple[str, str, str | None]], now: float
+    settings: Settings,
+    hosts: Iterable[tuple[str, str, str | None]],
+    now: float,
+    slaves: Iterable[str] = (),
 ) -> MonitorState:
     """A freshly started monitor: every host AWAITING_RECOVERY since ``now``, no roles, nothing known of
-    HAProxy or of the hosts' read_only. ``hosts`` are (name, ip, peer) in config order."""
-    table = {name: Host(name, ip, peer, since=now) for name, ip, peer in hosts}
+    HAProxy or of the hosts' read_only. ``hosts`` are (name, ip, peer) in config order; ``slaves`` name
+    those in ``mode slave`` (no peer: theirs is the active master)."""
+    slave_names = set(slaves)
+    table = {
+        name: Host(name, ip, None if name in slave_names else peer, since=now,
+                   mode=SLAVE if name in slave_names else MASTER)
+        for name, ip, peer in hosts
+    }  # fmt: skip
     order = list(table)
     return MonitorState(
         settings=settings,
@@ -360,12 +406,26 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class HostFacts:
-    """What a successful mysql check read on the host; ``at``: when the query was sent."""
+    """What a successful mysql check read on the host; ``at``: when the query was sent. ``slave`` holds
+    SHOW SLAVE STATUS's fields (``Slave_IO_Running`` None: no replication configured)."""
 
     host: str
     read_only: int
     uptime: float
     slave: dict[str, Any]
+    at: float
+    server_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SetMasterResult:
+    """The outcome of a ``SetMaster`` (same ``seq``); ``at``: when it completed."""
+
+    host: str
+    seq: int
+    master: str
+    ok: bool
+    message: str
     at: float
 
 
@@ -396,7 +456,7 @@ class HaproxyResult:
     message: str = ""
 
 
-Observation = CheckResult | HostFacts | ReadOnlyResult | HaproxyResult
+Observation = CheckResult | HostFacts | ReadOnlyResult | SetMasterResult | HaproxyResult
 
 
 # ---------------------------------------------------------------------------------------------- actions
@@ -418,6 +478,18 @@ class SetReadOnly:
         if self.enforce:
             return "enforce"
         return "demote" if self.read_only else "promote"
+
+
+@dataclass(frozen=True)
+class SetMaster:
+    """mmm_agentd's ``set_active_master`` on a slave: apply what its relay log holds (bounded), then
+    replicate from ``master`` (GTID, through the slave's own replication link)."""
+
+    host: str
+    master: str
+    seq: int
+
+    kind = "set_active_master"
 
 
 @dataclass(frozen=True)
@@ -451,7 +523,7 @@ class Log:
     message: str
 
 
-Action = SetReadOnly | SetHaproxy | HostStateChange | MoveRole | Log
+Action = SetReadOnly | SetMaster | SetHaproxy | HostStateChange | MoveRole | Log
 
 
 # ---------------------------------------------------------------------------------------------- the machine
@@ -469,8 +541,12 @@ def step(
         _observe(s, obs)
     for name in s.order:
         host = s.hosts[name]
-        peer = s.hosts.get(host.peer) if host.peer else None
-        change = transition(host, peer, name in (s.roles.writer, s.candidate), now, s.settings)
+        if host.mode == SLAVE:  # its peer is the active master, its grace counts from the role's move
+            peer = s.hosts[s.roles.writer] if s.roles.writer else None
+            change = transition(host, peer, False, now, s.settings, s.writer_since)
+        else:
+            peer = s.hosts.get(host.peer) if host.peer else None
+            change = transition(host, peer, name in (s.roles.writer, s.candidate), now, s.settings)
         if change is not None:
             out.append(HostStateChange(name, host.state, change[0], change[1]))
             enter(host, change[0], now)
@@ -521,16 +597,30 @@ def _observe(s: MonitorState, obs: Observation) -> None:
     elif isinstance(obs, HostFacts):
         host, agent = s.hosts[obs.host], s.agents[obs.host]
         host.read_only, host.uptime, host.slave = obs.read_only, obs.uptime, dict(obs.slave)
+        if obs.server_id is not None:
+            host.server_id = obs.server_id
         if s.discovering:
             s.first_read_only.setdefault(obs.host, obs.read_only)
         if obs.at > agent.done_at and agent.mode != UNKNOWN:  # taken after the monitor's last action
             agent.drift = (obs.read_only == 1) != (agent.mode == READ_ONLY)
             if agent.drift and obs.host == s.candidate:
                 s.promoted = False  # read_only=1 again since its promotion: promote it again
+        following = agent.following
+        if host.mode == SLAVE and following is not None and obs.at > agent.follow_done_at:
+            agent.following = following if _replicates_from(s, host, following) else None  # else again
+    elif isinstance(obs, SetMasterResult):
+        agent = s.agents[obs.host]
+        if not isinstance(agent.pending, SetMaster) or agent.pending.seq != obs.seq:
+            return
+        agent.pending = None
+        if obs.ok:
+            agent.following, agent.follow_done_at, agent.error = obs.master, obs.at, ""
+        else:  # it may have stopped replication halfway: set it again after a pause
+            agent.following, agent.retry_at, agent.error = None, obs.at + s.settings.retry_s, obs.message
     elif isinstance(obs, ReadOnlyResult):
         agent = s.agents[obs.host]
         action = agent.pending
-        if action is None or action.seq != obs.seq:
+        if not isinstance(action, SetReadOnly) or action.seq != obs.seq:
             return  # not the action in flight (cannot happen with one daemon per state)
         agent.pending = None
         if obs.ok:
@@ -551,15 +641,31 @@ def _observe(s: MonitorState, obs: Observation) -> None:
             s.haproxy.pop(key, None)  # unknown: set it again
 
 
+def _replicates_from(s: MonitorState, host: Host, master: str) -> bool:
+    """What a slave last reported is consistent with replicating from ``master``: replication is
+    configured, its IO thread not stopped, and connected (if it is) to ``master`` (by server id). A
+    stopped IO thread is a fatal error, e.g. the new master lacks what the slave got from the old one
+    (MariaDB's 1236: GTID position not in the master's binlog) until it has caught up with the old
+    master: the slave is set again, which succeeds once it has."""
+    io = host.slave.get("Slave_IO_Running")
+    if io in (None, "No"):
+        return False
+    source, expected = host.slave.get("Master_Server_Id"), s.hosts[master].server_id
+    if io != "Yes" or source in (None, "", 0) or expected is None:
+        return True
+    return int(source) == expected
+
+
 def _decide(s: MonitorState, now: float, out: list[Action]) -> None:
     online = [n for n in s.order if s.hosts[n].state == ONLINE]
     out.extend(MoveRole(*move) for move in release(s.roles, online))
     if s.candidate is not None and s.candidate not in online:
         out.append(Log(f"writer candidate {s.candidate} left ONLINE ({s.hosts[s.candidate].state})"))
         s.candidate, s.candidate_seq, s.promoted = None, None, False
-    if s.roles.writer is None and s.candidate is None and online:
+    masters_online = [n for n in online if s.hosts[n].mode == MASTER]
+    if s.roles.writer is None and s.candidate is None and masters_online:
         incumbent = s.incumbent()
-        s.candidate = pick_writer(s.roles, online, incumbent)
+        s.candidate = pick_writer(s.roles, masters_online, incumbent)
         why = "it was the writer when the monitor started" if s.candidate == incumbent else "fewest roles"
         out.append(Log(f"writer candidate {s.candidate} ({why}): read_only=0 once the others are clear"))
     if s.candidate is not None and s.promoted and others_clear(s, s.candidate):
@@ -567,6 +673,7 @@ def _decide(s: MonitorState, now: float, out: list[Action]) -> None:
         s.roles.writer = writer
         s.candidate, s.candidate_seq, s.promoted = None, None, False
         s.writer_epoch += 1
+        s.writer_since = now
         s.discovering = False
         out.append(MoveRole(WRITER, None, writer))
     out.extend(MoveRole(*move) for move in hand_out_readers(s.roles, online))
@@ -582,11 +689,12 @@ def others_clear(s: MonitorState, candidate: str) -> bool:
         if name == candidate:
             continue
         agent = s.agents[name]
-        if s.haproxy.get((WRITER, name)) is not False:
+        if s.hosts[name].mode == MASTER and s.haproxy.get((WRITER, name)) is not False:
+            return False  # (a slave has no writer server)
+        pending = agent.pending if isinstance(agent.pending, SetReadOnly) else None  # not a SetMaster
+        if pending is not None and not pending.read_only:
             return False
-        if agent.pending is not None and not agent.pending.read_only:
-            return False
-        if s.hosts[name].answers() and (agent.mode != READ_ONLY or agent.drift or agent.pending is not None):
+        if s.hosts[name].answers() and (agent.mode != READ_ONLY or agent.drift or pending is not None):
             return False
     return True
 
@@ -599,7 +707,7 @@ def _agents(s: MonitorState, now: float, out: list[Action]) -> None:
         agent = s.agents[name]
         if agent.pending is not None or now < agent.retry_at or not s.hosts[name].answers():
             continue
-        action: SetReadOnly | None = None
+        action: SetReadOnly | SetMaster | None = None
         if name == s.roles.writer:
             if agent.drift:
                 action = SetReadOnly(name, False, s.seq + 1, enforce=True)
@@ -611,18 +719,38 @@ def _agents(s: MonitorState, now: float, out: list[Action]) -> None:
             action = SetReadOnly(name, True, s.seq + 1)
         elif agent.drift:
             action = SetReadOnly(name, True, s.seq + 1, enforce=True)
+        if action is None and _follow_due(s, name):
+            assert s.roles.writer is not None
+            action = SetMaster(name, s.roles.writer, s.seq + 1)
         if action is not None:
             s.seq = action.seq
             agent.pending = action
             out.append(action)
 
 
+def _follow_due(s: MonitorState, name: str) -> bool:
+    """A slave is told the active master (set_active_master) once the writer's repl server is confirmed
+    ready, unless it follows it already or an operator took it offline."""
+    writer = s.roles.writer
+    return (
+        s.hosts[name].mode == SLAVE
+        and s.hosts[name].state != ADMIN_OFFLINE
+        and writer is not None
+        and s.haproxy.get((REPL, writer)) is True
+        and s.agents[name].following != writer
+    )
+
+
 def desired_haproxy(s: MonitorState) -> dict[tuple[str, str], bool]:
     """(backend, host) -> ready, in config order: the writer's writer server, the readers' reader servers."""
     desired: dict[tuple[str, str], bool] = {}
+    repl = bool(s.slaves)
     for name in s.order:
-        desired[(WRITER, name)] = s.roles.writer == name
+        if s.hosts[name].mode == MASTER:
+            desired[(WRITER, name)] = s.roles.writer == name
         desired[(READER, name)] = name in s.roles.readers
+        if repl and s.hosts[name].mode == MASTER:
+            desired[(REPL, name)] = s.roles.writer == name
     return desired
 
 
@@ -637,8 +765,8 @@ def _haproxy(s: MonitorState, now: float, out: list[Action]) -> None:
         applied = s.haproxy.get(key)
         if applied == ready and not resync:
             continue
-        if ready and key[0] == WRITER:  # never two writer servers: the others confirmed in maintenance
-            others = [k for k in desired if k[0] == WRITER and k != key]
+        if ready and key[0] in (WRITER, REPL):  # never two: the others confirmed in maintenance
+            others = [k for k in desired if k[0] == key[0] and k != key]
             if any(s.haproxy.get(k) is not False for k in others):
                 continue
         (additions if ready else removals).append(SetHaproxy(key[0], key[1], ready, refresh=applied == ready))

@@ -12,9 +12,13 @@ Every 500 ms it also records ``slave_io_running`` and ``slave_sql_running`` (str
 Connecting, No), ``seconds_behind_master`` (MariaDB's own figure, "NULL" when the SQL thread is stopped —
 it stays 0 when the network, not the applier, is slow), ``read_only`` (0/1), and the monitor's view of the
 host as strings: ``mmm_state`` (ONLINE, REPLICATION_FAIL, …) and ``mmm_roles`` ("writer,reader", "-").
+On a slave (``settings.slaves``) it records ``replicates_from`` too: the node its IO thread is connected to
+(by ``Master_Server_Id``), "-" while it is not connected — which shows it following the writer.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from harness.runtime.run import Node
 from harness.systems.heartbeat_probe import HeartbeatProbe
@@ -28,6 +32,16 @@ class MmmProbe(HeartbeatProbe):
 
     def view(self, node: Node) -> None:
         self._monitor_view(node)
+
+    def _replication(self, cur: Any, node: Node) -> None:
+        super()._replication(cur, node)
+        if not self.system.is_slave(node):  # type: ignore[attr-defined]
+            return
+        cur.execute("SHOW SLAVE STATUS")
+        row = cur.fetchone()
+        names = [d[0] for d in cur.description] if cur.description else []
+        slave = dict(zip(names, row, strict=False)) if row else {}
+        self.samples.record(node.name, "replicates_from", self.system.source_of(slave) or "-")  # type: ignore[attr-defined]
 
     def _monitor_view(self, node: Node) -> None:
         try:
