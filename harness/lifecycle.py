@@ -146,7 +146,7 @@ def _image_for(topology: TopologyBase, runtime: Runtime) -> str:
                 "pull it where one is, or use image profile offline"
             )
         return topology.image.name
-    return ensure_node_image(runtime)
+    return cluster_class(topology.system).node_image(runtime, ensure_node_image(runtime), topology)
 
 
 def _create_network(topology: TopologyBase, runtime: Runtime, run_id: str, image: str, owner: str) -> Run:

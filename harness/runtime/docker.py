@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -96,6 +97,30 @@ class DockerRuntime:
                 {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
             )
             tar.extractall(dest, numeric_owner=True, **trusted)
+
+    def derive_image(self, base: str, command: Sequence[str], tag: str, labels: Mapping[str, str], *,
+                     timeout: float = 120.0) -> None:  # fmt: skip
+        repository, _, version = tag.rpartition(":")
+        config = self.api.inspect_image(base)["Config"]
+        created: dict[str, Any] = {}
+        try:
+            created = self.api.create_container(
+                base, command=list(command), labels=dict(labels), user="0",
+                host_config=self.api.create_host_config(network_mode="none", init=True),
+            )  # fmt: skip
+            self.api.start(created["Id"])
+            code = self.api.wait(created["Id"], timeout=timeout).get("StatusCode")
+            if code != 0:
+                out = self.api.logs(created["Id"], tail=20).decode(errors="replace").strip()
+                raise InfraError(f"deriving image {tag} from {base}: exit {code}: {out[-400:]}")
+            changes = [f"CMD {json.dumps(config.get('Cmd') or [])}"]
+            self.api.commit(created["Id"], repository=repository, tag=version, changes=changes)
+        except docker.errors.APIError as exc:
+            raise InfraError(f"deriving image {tag} from {base}: {exc.explanation or exc}") from None
+        finally:
+            if created:
+                with contextlib.suppress(docker.errors.APIError):
+                    self.api.remove_container(created["Id"], force=True)
 
     def version(self) -> str:
         return str(self.client.version().get("Version", "?"))

@@ -86,6 +86,12 @@ class FakeRuntime:
     def copy_from_image(self, image: str, path: str, dest: str) -> None:
         self._call("copy_from_image", image, path, dest)
 
+    def derive_image(self, base: str, command: Sequence[str], tag: str, labels: Mapping[str, str], *,
+                     timeout: float = 120.0) -> None:  # fmt: skip
+        self._call("derive_image", base, tag)
+        if self.images is not None:
+            self.images.add(tag)
+
     def create_network(self, name: str, subnet: str, gateway: str, labels: Mapping[str, str]) -> str:
         self._call("create_network", name, subnet)
         if any(s == subnet for s, _ in self.networks_by_name.values()):

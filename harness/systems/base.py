@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from harness.model.eventlog import EventLog
+from harness.model.topology import TopologyBase
 from harness.paths import run_dir
 from harness.runtime import netfilter, proxies
 from harness.runtime.base import ContainerSpec, Mount, Runtime
@@ -53,6 +54,12 @@ class ClusterSystem(ABC):
         self.events = EventLog()
 
     # -- lifecycle --------------------------------------------------------------------------------
+    @classmethod
+    def node_image(cls, runtime: Runtime, base: str, topology: TopologyBase) -> str:
+        """The image the nodes of an offline ``topology`` run: the node image (``base``), or one the system
+        derives from it once (Galera's prepared state). Called before the run exists."""
+        return base
+
     def node_dir(self, node: Node) -> Path:
         """The node's rendered configuration, mounted read-only at ``/etc/harness`` in its container."""
         return run_dir(self.run.id) / node.name
