@@ -44,6 +44,8 @@ from harness.model.faults import (
 from harness.model.loading import SpecError, line_of, read_yaml
 from harness.model.scenario import Scenario, WorkloadSpec
 from harness.model.topology import TopologyBase
+from harness.systems.balancer_pair import BALANCER_HOSTS
+from harness.systems.balancer_pair import ROLE as BALANCER_ROLE
 from harness.systems.capabilities import DESCRIPTIONS, Capability
 from harness.systems.info import SystemInfo
 from harness.systems.registry import SYSTEMS, link_names, mesh_parts
@@ -154,6 +156,14 @@ def check_pair(scenario: Scenario, topology: TopologyBase, source: Source) -> li
     return [text for _, text in problems.lines]
 
 
+def _pair_hint(target: str, topology: TopologyBase) -> str:
+    """For a balancer pair's target named on a topology without one: how to get one; else ""."""
+    if target not in (*BALANCER_HOSTS, BALANCER_ROLE) or target in topology.helper_target_names:
+        return ""
+    return (f" ({target} is a balancer pair's, which topology {topology.name} does not have: "
+            "settings.balancer: {pair: true} on an MMM, async or Galera topology)")  # fmt: skip
+
+
 def _non_data_role(topology: TopologyBase) -> str:
     """What a node that serves no clients is on ``topology``: Galera's arbitrator, NDB's management or data
     node (only its SQL nodes take clients)."""
@@ -195,6 +205,10 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
             shape, params = step.shape_and_params()
             if shape == "isolate" and params.get("node") in helpers:  # a balancer cut off: no mesh needed
                 claims = step.claims()
+            elif shape == "isolate" and _pair_hint(str(params.get("node")), topology):
+                problems.add(loc, f"isolate: {params.get('node')!r} is not a target of topology "
+                                  f"{topology.name}{_pair_hint(str(params.get('node')), topology)}")  # fmt: skip
+                continue
             elif needs(loc, step, Capability.PEER_MESH):
                 shape, params = step.shape_and_params()
                 if params.get("node") in ROLE_TARGETS:
@@ -226,9 +240,8 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
                 continue
             if isinstance(step, ProcessStep):
                 if step.target not in targets:
-                    problems.add(
-                        loc, f"unknown node or role {step.target!r}, expected one of: {', '.join(targets)}"
-                    )
+                    problems.add(loc, f"unknown node or role {step.target!r}, expected one of: "
+                                      f"{', '.join(targets)}{_pair_hint(step.target, topology)}")  # fmt: skip
                     continue
                 concrete = nodes if step.target == "all" else [step.target] if step.target in nodes else []
                 if isinstance(step, KillStep | StopStep | PauseStep):
