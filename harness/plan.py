@@ -202,12 +202,13 @@ def _check_steps(problems: _Problems, steps: Sequence[StepBase], info: SystemInf
         loc: Loc = ("steps", i, step.kind)
         claims: set[tuple[str, str]] = set()
         if isinstance(step, PartitionStep):
-            shape, params = step.shape_and_params()
-            if shape == "isolate" and params.get("node") in helpers:  # a balancer cut off: no mesh needed
+            hint = _pair_hint(step.isolated, topology) if step.isolated else ""
+            if step.isolated in helpers:  # a balancer cut off: no mesh needed
                 claims = step.claims()
-            elif shape == "isolate" and _pair_hint(str(params.get("node")), topology):
-                problems.add(loc, f"isolate: {params.get('node')!r} is not a target of topology "
-                                  f"{topology.name}{_pair_hint(str(params.get('node')), topology)}")  # fmt: skip
+            elif hint:
+                problems.add(
+                    loc, f"isolate: {step.isolated!r} is not a target of topology {topology.name}{hint}"
+                )
                 continue
             elif needs(loc, step, Capability.PEER_MESH):
                 shape, params = step.shape_and_params()

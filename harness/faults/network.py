@@ -34,22 +34,16 @@ class PartitionFaults(FaultKind):
 
     def requirements(self, step: StepBase) -> frozenset[Capability]:
         """A helper (a balancer) is cut off by its own rules: no peer mesh needed for that."""
-        if isinstance(step, PartitionStep):
-            shape, params = step.shape_and_params()
-            if shape == "isolate" and params["node"] in self.ctx.run.topology.helper_target_names:
-                return frozenset()
+        if isinstance(step, PartitionStep) and step.isolated in self.ctx.run.topology.helper_target_names:
+            return frozenset()
         return self.requires
 
     def helper_isolated(self, step: PartitionStep) -> Node | None:
         """The helper (a balancer) an ``isolate`` step names, if it names one rather than a node."""
-        shape, params = step.shape_and_params()
-        if shape != "isolate":
+        if step.isolated not in self.ctx.run.topology.helper_target_names:
             return None
-        helpers = self.ctx.system.helper_targets()
-        if params["node"] not in helpers and params["node"] not in self.ctx.run.topology.helper_target_names:
-            return None
-        (node,) = self.ctx.resolve(params["node"])
-        return node if node.name in helpers else None
+        (node,) = self.ctx.resolve(step.isolated)
+        return node if node.name in self.ctx.system.helper_targets() else None
 
     def isolate_helper(self, helper: Node) -> list[Event]:
         """A helper cut off from the whole run network, both ways (its peer, the nodes, Toxiproxy and the

@@ -296,6 +296,11 @@ class PartitionStep(StepBase):
     def claims(self) -> set[Claim]:
         return {("iptables", "peer-mesh")}  # the harness owns each node's whole filter table
 
+    @property
+    def isolated(self) -> str | None:
+        """The target an ``isolate`` partition cuts off (a node, a role, a balancer); None for other shapes."""
+        return self.partition.isolate if isinstance(self.partition, Isolate) else None
+
     def shape_and_params(self) -> tuple[str, dict[str, Any]]:
         """The shape name and its keyword parameters (``harness.faults.partition.plan``)."""
         p = self.partition

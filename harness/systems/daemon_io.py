@@ -38,6 +38,14 @@ def log(message: str) -> None:
     print(f"{stamp} {message}", flush=True)
 
 
+def set_server_state(command: Callable[[str], str], backend: str, server: str, ready: bool) -> None:
+    """``set server BACKEND/SERVER state ready|maint`` through ``command``; into maintenance, the server's
+    sessions are shut too (clients must not keep writing to a node that lost the role)."""
+    command(f"set server {backend}/{server} state {'ready' if ready else 'maint'}")
+    if not ready:
+        command(f"shutdown sessions server {backend}/{server}")
+
+
 class HAProxy:
     """HAProxy's runtime API, one command per connection."""
 
@@ -62,9 +70,7 @@ class HAProxy:
         return answer
 
     def set_state(self, backend: str, server: str, ready: bool) -> None:
-        self.command(f"set server {backend}/{server} state {'ready' if ready else 'maint'}")
-        if not ready:
-            self.command(f"shutdown sessions server {backend}/{server}")
+        set_server_state(self.command, backend, server, ready)
 
 
 SET_STATE = re.compile(r"^set server (\S+)/(\S+) state (ready|maint)$")
@@ -124,9 +130,7 @@ class HAProxyGroup:
         return answers[0]
 
     def set_state(self, backend: str, server: str, ready: bool) -> None:
-        self.command(f"set server {backend}/{server} state {'ready' if ready else 'maint'}")
-        if not ready:
-            self.command(f"shutdown sessions server {backend}/{server}")
+        set_server_state(self.command, backend, server, ready)
 
     def _resync_loop(self) -> None:
         while True:
@@ -149,9 +153,7 @@ class HAProxyGroup:
         with self.lock:
             self.behind.add(i)
         for (backend, server), ready in desired.items():  # outside the lock: commands skip this member
-            member.command(f"set server {backend}/{server} state {'ready' if ready else 'maint'}")
-            if not ready:
-                member.command(f"shutdown sessions server {backend}/{server}")
+            set_server_state(member.command, backend, server, ready)
         with self.lock:
             if self.version == version:
                 self.behind.discard(i)
@@ -230,11 +232,13 @@ class Heartbeat:
             began = watched = time.monotonic()
             while proc.poll() is None:
                 moved = self.epoch() != epoch
-                if moved or self._stalled(began, watched):
+                now = time.monotonic()
+                due = now - began >= self.STALL_S and now - watched >= self.WATCH_S
+                if due:
+                    watched = now
+                if moved or (due and self._stalled()):
                     self._stop(proc)
                     break
-                if time.monotonic() - watched >= self.WATCH_S:
-                    watched = time.monotonic()
                 time.sleep(0.05)
             proc.wait()
             with self.lock:
@@ -247,13 +251,10 @@ class Heartbeat:
     WATCH_S = 2.0  # how often a running pt-heartbeat's newest stamp is looked at
     STALL_S = 3.0  # a stamp this old, read through the writer frontend that answers, is a hung pt-heartbeat
 
-    def _stalled(self, began: float, watched: float) -> bool:
+    def _stalled(self) -> bool:
         """Whether pt-heartbeat hangs: its newest stamp, read through the writer frontend (which answers),
         is older than ``STALL_S``. Its connection has no read timeout, so one left on a balancer that lost
         the address (a frozen HAProxy whose kernel still holds the TCP session) would block it for good."""
-        now = time.monotonic()
-        if now - began < self.STALL_S or now - watched < self.WATCH_S:
-            return False
         age = self.newest_age()
         if age is None or age <= self.STALL_S:
             return False

@@ -31,6 +31,37 @@ READER_PORT = 3307
 HAPROXY_API_PORT = 9999
 
 
+def haproxy_config(header: str, writer: str, reader: str, *, api: bool, extra: str = "") -> str:
+    """HAProxy's config for a MySQL system: ``header`` (comment lines), the runtime API on HAPROXY_API_PORT
+    if ``api`` (a daemon sets the servers' states), TCP defaults, the writer frontend on WRITER_PORT and the
+    reader one on READER_PORT with their backends' bodies (``writer``, ``reader``), then ``extra``."""
+    stats = f"    stats socket ipv4@0.0.0.0:{HAPROXY_API_PORT} level admin\n" if api else ""
+    return f"""{header}
+global
+    maxconn 4096
+{stats}
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 1h
+    timeout server 1h
+
+frontend writer
+    bind 0.0.0.0:{WRITER_PORT}
+    default_backend writer
+
+backend writer
+{writer}
+
+frontend reader
+    bind 0.0.0.0:{READER_PORT}
+    default_backend reader
+
+backend reader
+{reader}
+{extra}"""
+
+
 class HAProxyFrontends(ClusterSystem):
     """A MySQL system whose clients enter through HAProxy's writer/reader frontends (one or a pair)."""
 

@@ -30,10 +30,9 @@ from harness.runtime.run import Node
 from harness.runtime.wait import wait_until
 from harness.systems.mysql import DATABASE, IMAGE_PASSWORD, USER, storage_cnf
 from harness.systems.mysql_frontends import (
-    HAPROXY_API_PORT,
-    READER_PORT,
     WRITER_PORT,
     HAProxyFrontends,
+    haproxy_config,
 )
 
 log = logging.getLogger(__name__)
@@ -360,30 +359,9 @@ backend repl
         reader_servers = "\n".join(
             f"    server {name} {host}:{port}" for name, (host, port) in proxied.items()
         )
-        return f"""# Rendered by ha-harness for run {self.run.id}: the writer and reader roles as HAProxy servers,
-# set through the runtime API by the cluster's monitor or manager.
-global
-    maxconn 4096
-    stats socket ipv4@0.0.0.0:{HAPROXY_API_PORT} level admin
-
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 1h
-    timeout server 1h
-
-frontend writer
-    bind 0.0.0.0:{WRITER_PORT}
-    default_backend writer
-
-backend writer
-{servers(may_write)}
-
-frontend reader
-    bind 0.0.0.0:{READER_PORT}
-    default_backend reader
-
-backend reader
-    balance roundrobin
-{servers(list(proxied)) if not readers else reader_servers}
-{repl_section if repl else ""}"""
+        header = (f"# Rendered by ha-harness for run {self.run.id}: the writer and reader roles as HAProxy "
+                  "servers,\n# set through the runtime API by the cluster's monitor or manager.")  # fmt: skip
+        reader = f"    balance roundrobin\n{servers(list(proxied)) if not readers else reader_servers}"
+        return haproxy_config(
+            header, servers(may_write), reader, api=True, extra=repl_section if repl else ""
+        )

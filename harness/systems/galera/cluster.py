@@ -29,7 +29,7 @@ from harness.systems.base import NodeStatus
 from harness.systems.galera import SYSTEM
 from harness.systems.galera.settings import GaleraTopology
 from harness.systems.mysql import USER, account_sql, storage_cnf
-from harness.systems.mysql_frontends import READER_PORT, WRITER_PORT, HAProxyFrontends
+from harness.systems.mysql_frontends import HAProxyFrontends, haproxy_config
 
 log = logging.getLogger(__name__)
 
@@ -271,35 +271,13 @@ loose-wsrep_slave_threads=2
                 out.append(f"    server {n.name} {host}:{port} {check.format(ip=n.ip)}{extra}")
             return "\n".join(out)
 
-        return f"""# Rendered by ha-harness for run {self.run.id}: HAProxy in front of Galera, as OpenStack deploys it.
-global
-    maxconn 4096
-
-defaults
-    mode tcp
-    timeout connect 2s
-    timeout client 1h
-    timeout server 1h
-
-frontend writer
-    bind 0.0.0.0:{WRITER_PORT}
-    default_backend writer
-
-backend writer
-    option httpchk
-    stick-table type ip size 1000
-    stick on dst
-{servers(" backup")}
-
-frontend reader
-    bind 0.0.0.0:{READER_PORT}
-    default_backend reader
-
-backend reader
-    balance roundrobin
-    option httpchk
-{servers()}
-"""
+        header = f"# Rendered by ha-harness for run {self.run.id}: HAProxy in front of Galera, as OpenStack deploys it."
+        writer = (
+            f"    option httpchk\n    stick-table type ip size 1000\n    stick on dst\n{servers(' backup')}"
+        )
+        return haproxy_config(
+            header, writer, f"    balance roundrobin\n    option httpchk\n{servers()}", api=False
+        )
 
     def container_spec(self, node: Node, *, bootstrap: bool = False) -> ContainerSpec:
         if node == self.arbitrator:
